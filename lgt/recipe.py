@@ -1,0 +1,291 @@
+"""Declarative recipes: YAML validated by pydantic.
+
+A recipe names the sources (each split into shards, one Dagster partition per
+shard), the model roles later stages call, and each stage's settings. Errors
+name the file, the line, the key path, the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "demo.yaml"
+
+SOURCE_NAME = r"^[a-z][a-z0-9_-]{0,63}$"  # it becomes a partition key and a folder name
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be loaded; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Relative paths in a recipe are relative to the recipe file."""
+    if value is None or value.is_absolute():
+        return value
+    base = (info.context or {}).get("base_dir")
+    return (Path(base) / value).resolve() if base else value
+
+
+# --- models -----------------------------------------------------------------
+
+
+class Sampling(_Strict):
+    n: int = Field(1, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    repetition_penalty: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(256, ge=1)
+    seed: int = 0
+    stop: list[str] = []
+
+
+class ModelRole(_Strict):
+    backend: Literal["transformers", "openai", "vllm", "sglang"]
+    model: str = Field(min_length=1, description="checkpoint dir, hub id or the asset name 'base_model'")
+    revision: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    sampling: Sampling = Sampling()
+
+    @model_validator(mode="after")
+    def _server_needs_url(self) -> ModelRole:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url")
+        return self
+
+
+class Models(_Strict):
+    vlm: ModelRole
+    reasoner: ModelRole
+    verifier: ModelRole
+    small_solver: ModelRole
+
+
+class _Source(_Strict):
+    name: str = Field(pattern=SOURCE_NAME)
+    shards: int = Field(1, ge=1, le=100_000)
+    split: str = Field("train", min_length=1)
+
+
+class SyntheticScenesSource(_Source):
+    kind: Literal["synthetic_scenes"]
+    seed: int = 0
+    images_per_shard: int = Field(16, ge=1)
+    width: int = Field(512, ge=64, le=4096)
+    height: int = Field(512, ge=64, le=4096)
+    objects: tuple[int, int] = (3, 12)
+    difficulty: Literal["easy", "medium", "hard"] = "medium"
+    png_compress_level: int = Field(1, ge=0, le=9)
+
+    @field_validator("objects")
+    @classmethod
+    def _object_range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
+        if not 1 <= lo <= hi <= 24:
+            raise ValueError("expected [min, max] with 1 <= min <= max <= 24")
+        return v
+
+
+class CocoSource(_Source):
+    kind: Literal["coco"]
+    images: Path = Field(description="folder holding the image files")
+    instances: Path = Field(description="COCO instances JSON")
+    captions: Path | None = Field(None, description="optional COCO captions JSON")
+    require_caption: bool | None = Field(None, description="default: true when captions is set")
+
+    _paths = field_validator("images", "instances", "captions")(_resolve)
+
+
+class DocciSource(_Source):
+    kind: Literal["docci"]
+    descriptions: Path = Field(description="JSON lines with example_id, image_file, description")
+    images: Path = Field(description="folder holding the image files")
+    boxes: Path | None = Field(None, description="optional JSON lines with example_id and objects")
+    require_caption: bool = True
+
+    _paths = field_validator("descriptions", "images", "boxes")(_resolve)
+
+
+class ParquetColumns(_Strict):
+    image: str = Field(description="HF image struct {bytes, path}, raw bytes, or a path string")
+    caption: str | None = None
+    id: str | None = None
+    objects: str | None = Field(None, description="list of structs with label, bbox and optional attributes")
+    split: str | None = None
+
+
+class ParquetSource(_Source):
+    kind: Literal["parquet"]
+    path: Path = Field(description="a parquet file or a folder of them")
+    columns: ParquetColumns
+    image_root: Path | None = Field(None, description="root for images given as relative paths")
+    bbox_format: Literal["xyxy", "xywh"] = "xyxy"
+    require_caption: bool = True
+
+    _paths = field_validator("path", "image_root")(_resolve)
+
+
+Source = Annotated[
+    Union[SyntheticScenesSource, CocoSource, DocciSource, ParquetSource],
+    Field(discriminator="kind"),
+]
+
+
+class ImagesStage(_Strict):
+    max_pixels: int = Field(40_000_000, ge=1, description="larger images are quarantined (decompression bombs)")
+    box_clip_tolerance: float = Field(
+        0.02, ge=0, le=0.5, description="boxes out of the image by at most this fraction of its side are clipped"
+    )
+    preview_images: int = Field(4, ge=0, le=16)
+
+
+class Stages(_Strict):
+    images: ImagesStage = ImagesStage()
+
+
+class Recipe(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    sources: list[Source] = Field(min_length=1)
+    models: Models
+    stages: Stages = Stages()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, v: list[Any]) -> list[Any]:
+        names = [s.name for s in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    def source(self, name: str) -> Any:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(f"recipe {self.name!r} has no source {name!r}")
+
+    def partition_keys(self) -> list[str]:
+        return [partition_key(s.name, i) for s in self.sources for i in range(s.shards)]
+
+    def digest(self) -> str:
+        """Content hash of the validated recipe: the lineage stamp for every artifact."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def partition_key(source: str, shard: int) -> str:
+    return f"{source}/{shard}"
+
+
+def split_partition_key(key: str) -> tuple[str, int]:
+    source, _, shard = key.rpartition("/")
+    if not source or not shard.isdigit():
+        raise ValueError(f"partition key {key!r} is not <source>/<shard>")
+    return source, int(shard)
+
+
+# --- loading ----------------------------------------------------------------
+
+
+def recipe_path(path: str | os.PathLike | None = None) -> Path:
+    """The recipe to use: the argument, else $LGT_RECIPE, else recipes/demo.yaml."""
+    chosen = path or os.environ.get("LGT_RECIPE") or DEFAULT_RECIPE
+    return Path(chosen).expanduser().resolve()
+
+
+def load_recipe(path: str | os.PathLike | None = None) -> Recipe:
+    p = recipe_path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{p}: cannot read recipe: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data, context={"base_dir": p.parent})
+    except ValidationError as e:
+        lines = [_describe(err, root) for err in e.errors(include_url=False)]
+        raise RecipeError(f"{p}: invalid recipe ({len(lines)} error(s)):\n" + "\n".join(lines)) from None
+
+
+def _describe(err: dict, root: yaml.Node | None) -> str:
+    """One line per error: 'line N: key.path: got X; expected Y'."""
+    path, line = _locate(err["loc"], root)
+    got = "nothing (the key is missing)" if err["type"] == "missing" else json.dumps(err.get("input"), default=str)
+    if len(got) > 120:
+        got = got[:117] + "..."
+    where = f"line {line}: " if line else ""
+    return f"  {where}{path or '<top>'}: got {got}; expected: {err['msg']}"
+
+
+def _locate(loc: tuple, node: yaml.Node | None) -> tuple[str, int | None]:
+    """Walk the YAML tree along a pydantic loc, skipping union tags that are not keys."""
+    parts: list[str] = []
+    line = node.start_mark.line + 1 if node is not None else None
+    for item in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode) and isinstance(item, str):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == item), None)
+            if child is None and item in {"synthetic_scenes", "coco", "docci", "parquet"}:
+                continue  # pydantic's discriminator tag, not a key in the file
+        elif isinstance(node, yaml.SequenceNode) and isinstance(item, int) and item < len(node.value):
+            child = node.value[item]
+        parts.append(f"[{item}]" if isinstance(item, int) else item)
+        if child is not None:
+            node, line = child, child.start_mark.line + 1
+        else:
+            node = None
+    return ".".join(parts).replace(".[", "["), line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lgt.recipe partitions|check|digest [RECIPE]`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    cmd = args.pop(0) if args else "check"
+    try:
+        recipe = load_recipe(args[0] if args else None)
+    except RecipeError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if cmd == "partitions":
+        print("\n".join(recipe.partition_keys()))
+    elif cmd == "digest":
+        print(recipe.digest())
+    elif cmd == "check":
+        print(f"{recipe_path(args[0] if args else None)}: ok, {len(recipe.partition_keys())} partitions")
+    else:
+        print(f"unknown command {cmd!r}; use partitions, check or digest", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
