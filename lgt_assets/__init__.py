@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
-from lgt.recipe import Recipe
-from lgt.storage import lgt_home
-from lgt_assets.images import build_images_assets
-from resources import ParquetIOManager
+# data versions and the pandera bridge are beta in Dagster 1.13; the version is pinned
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from lgt.recipe import Recipe  # noqa: E402
+from lgt.storage import lgt_home  # noqa: E402
+from lgt_assets.images import build_images_assets  # noqa: E402
+from resources import ParquetIOManager  # noqa: E402
 
 
 def build_definitions(recipe: Recipe, base_path: str | None = None) -> dg.Definitions:
