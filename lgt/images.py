@@ -125,6 +125,8 @@ def open_image(data: bytes | None, limits: Limits) -> tuple[int, int, str]:
 
 def clean_box(raw: Any, fmt: str, w: int, h: int, tol: float, where: str) -> list[float]:
     """xyxy pixel box inside the image, or a Quarantine (see the module docstring)."""
+    if isinstance(raw, (str, bytes)):  # iterating "1020" would read as the box [1, 0, 2, 0]
+        raise Quarantine("box_invalid", where, f"not four numbers: {raw!r}")
     try:
         vals = [float(v) for v in raw]
     except (TypeError, ValueError):
@@ -149,6 +151,7 @@ def _row(rec: RawRecord, limits: Limits) -> dict[str, Any]:
     if rec.error is not None:
         raise rec.error
     caption = decode_text(rec.caption, "caption")
+    split = decode_text(rec.split, "split")  # DOCCI and parquet take it from the row; Arrow cannot store surrogates
     if rec.require_caption and not (caption and caption.strip()):
         raise Quarantine("caption_missing", "caption", "the source requires a caption")
     w, h, fmt = open_image(rec.image_bytes, limits)
@@ -162,10 +165,14 @@ def _row(rec: RawRecord, limits: Limits) -> dict[str, Any]:
         if not label or not label.strip():
             raise Quarantine("record_malformed", f"{where}.label", "empty label")
         box = clean_box(o.bbox, o.bbox_format, w, h, limits.box_clip_tolerance, f"{where}.bbox")
-        attrs = {str(k): decode_text(str(v), f"{where}.attributes.{k}") for k, v in (o.attributes or {}).items()}
+        oid = decode_text(str(o.object_id), f"{where}.object_id") if o.object_id is not None else str(i)
+        attrs = {
+            decode_text(str(k), f"{where}.attributes"): decode_text(str(v), f"{where}.attributes.{k}")
+            for k, v in (o.attributes or {}).items()
+        }
         objects.append(
             {
-                "object_id": str(o.object_id) if o.object_id is not None else str(i),
+                "object_id": oid,
                 "label": label.strip(),
                 "bbox_xyxy": box,
                 "attributes": [{"key": k, "value": v} for k, v in sorted(attrs.items())],
@@ -174,11 +181,12 @@ def _row(rec: RawRecord, limits: Limits) -> dict[str, Any]:
         )
     if len({o["object_id"] for o in objects}) != len(objects):
         raise Quarantine("record_malformed", "objects", "object ids repeat within the image")
-    meta = {"source_id": rec.source_id, "shard": rec.shard, "row": rec.row, "format": fmt, **rec.metadata}
+    # the engine's own keys win over same-named fields of the source row
+    meta = {**rec.metadata, "source_id": rec.source_id, "shard": rec.shard, "row": rec.row, "format": fmt}
     return {
         "image_id": image_id_of(rec.image_bytes),  # type: ignore[arg-type]
         "source": rec.source,
-        "split": rec.split,
+        "split": split,
         "image": {"bytes": rec.image_bytes, "path": rec.image_path},
         "width": w,
         "height": h,
@@ -188,19 +196,24 @@ def _row(rec: RawRecord, limits: Limits) -> dict[str, Any]:
     }
 
 
+def storable(text: str | None) -> str | None:
+    """Text Arrow can store: lone surrogates (JSON "\\udc80" in an id or a path) become escapes."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def quarantine_row(rec: RawRecord, q: Quarantine) -> dict[str, Any]:
     raw = json.dumps(rec.raw, sort_keys=True, default=repr, ensure_ascii=True)
     return {
-        "source": rec.source,
-        "split": rec.split,
+        "source": storable(rec.source),
+        "split": storable(rec.split),
         "shard": rec.shard,
         "row": rec.row,
-        "file": rec.file,
-        "source_id": str(rec.source_id),
-        "image_path": rec.image_path,
+        "file": storable(rec.file),
+        "source_id": storable(str(rec.source_id)),
+        "image_path": storable(rec.image_path),
         "reason": q.reason,
-        "field": q.field,
-        "detail": q.detail[:2000],
+        "field": storable(q.field),
+        "detail": storable(q.detail[:2000]),
         "record": raw[:20_000],
     }
 
@@ -227,6 +240,8 @@ def safe_join(root: str, rel: Any, field_name: str = "image_file") -> str:
     rel = decode_text(rel, field_name)
     if not rel:
         raise Quarantine("record_malformed", field_name, "no image path")
+    if "\x00" in rel:  # os.path and open() raise ValueError on it, which would stop the whole shard
+        raise Quarantine("record_malformed", field_name, "a NUL character in the image path")
     root_real = os.path.realpath(root)
     full = os.path.realpath(os.path.join(root_real, rel))
     if os.path.isabs(rel) or os.path.commonpath([root_real, full]) != root_real:

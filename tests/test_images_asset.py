@@ -132,3 +132,15 @@ def test_quarantine_table_schema_round_trips(tmp_path):
     assert t.schema.field("reason").type == pa.string()
     with pytest.raises(FileNotFoundError, match="materialize the upstream asset first"):
         read_table(str(tmp_path / "missing.parquet"))
+
+
+def test_parquet_loads_with_hf_datasets_and_images_decode(tmp_path):
+    import datasets
+
+    assert run(tmp_path, str(tmp_path / "home")).success
+    path = tmp_path / "home/storage/images/s/1.parquet"
+    ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
+    assert isinstance(ds.features["image"], datasets.Image)
+    row, raw = ds[0], pq.read_table(path).to_pylist()[0]
+    assert row["image"].size == (128, 96) and row["image_id"] == raw["image_id"]
+    assert row["objects"][0]["bbox_xyxy"] == raw["objects"][0]["bbox_xyxy"]

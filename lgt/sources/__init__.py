@@ -7,6 +7,7 @@ is a stable slice and adding shards never reads a row twice.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from lgt.images import RawRecord
@@ -24,6 +25,12 @@ def first_occurrences(ids: list[Any]) -> dict[Any, int]:
     for i, v in enumerate(ids):
         first.setdefault(v, i)
     return first
+
+
+def require_dir(path: Any, what: str) -> None:
+    """A missing image folder is one error for the source, not one quarantine row per image."""
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path}: the {what} does not exist or is not a folder")
 
 
 def read_shard(source: Any, shard: int) -> Iterator[RawRecord]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lgt.images import Quarantine, RawObject, RawRecord, read_image_file, safe_join
-from lgt.sources import first_occurrences, shard_range
+from lgt.sources import first_occurrences, require_dir, shard_range
 
 
 def load_json(path: Path, what: str) -> Any:
@@ -22,7 +22,10 @@ def load_json(path: Path, what: str) -> Any:
 
 
 def read_coco(src, shard: int) -> Iterator[RawRecord]:
+    require_dir(src.images, "COCO image folder")
     inst = load_json(src.instances, "COCO instances file")
+    if not isinstance(inst, dict):  # a list here would otherwise fail as an AttributeError naming no file
+        raise ValueError(f"{src.instances}: COCO instances file is not a JSON object")
     for key in ("images", "annotations", "categories"):
         if not isinstance(inst.get(key), list):
             raise ValueError(f"{src.instances}: COCO instances file has no list {key!r}")
@@ -34,13 +37,15 @@ def read_coco(src, shard: int) -> Iterator[RawRecord]:
     caps: dict[Any, list[str]] = defaultdict(list)
     if src.captions is not None:
         cap_data = load_json(src.captions, "COCO captions file")
+        if not isinstance(cap_data, dict) or not isinstance(cap_data.get("annotations", []), list):
+            raise ValueError(f"{src.captions}: COCO captions file has no list 'annotations'")
         for c in cap_data.get("annotations", []):
             if isinstance(c, dict) and c.get("caption") is not None:
                 caps[c.get("image_id")].append(c["caption"])
     require = src.require_caption if src.require_caption is not None else src.captions is not None
 
     images = inst["images"]
-    first = first_occurrences([im.get("id") if isinstance(im, dict) else None for im in images])
+    first = first_occurrences([str(im.get("id")) if isinstance(im, dict) else None for im in images])
     for row in shard_range(len(images), src.shards, shard):
         im = images[row]
         im_d = im if isinstance(im, dict) else {}
@@ -58,8 +63,8 @@ def read_coco(src, shard: int) -> Iterator[RawRecord]:
         try:
             if not im_d or im_d.get("id") is None or "file_name" not in im_d:
                 raise Quarantine("record_malformed", "images[].id/file_name", "an image entry needs id and file_name")
-            if first[im_d["id"]] != row:
-                raise Quarantine("duplicate_id", "id", f"image id {im_d['id']} first seen at row {first[im_d['id']]}")
+            if first[str(im_d["id"])] != row:
+                raise Quarantine("duplicate_id", "id", f"image id {im_d['id']} first seen at row {first[str(im_d['id'])]}")
             rec.image_bytes = read_image_file(safe_join(str(src.images), im_d["file_name"], "file_name"))
             if isinstance(im_d.get("width"), int) and isinstance(im_d.get("height"), int):
                 rec.declared_size = (im_d["width"], im_d["height"])

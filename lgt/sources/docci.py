@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lgt.images import Quarantine, RawObject, RawRecord, read_image_file, safe_join
-from lgt.sources import first_occurrences, shard_range
+from lgt.sources import first_occurrences, require_dir, shard_range
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -51,6 +51,7 @@ def _boxes(path: Path) -> dict[str, list]:
 
 
 def read_docci(src, shard: int) -> Iterator[RawRecord]:
+    require_dir(src.images, "DOCCI image folder")
     lines = _lines(src.descriptions)
     boxes = _boxes(src.boxes) if src.boxes else {}
     parsed: list[dict | Quarantine] = []
@@ -88,6 +89,8 @@ def read_docci(src, shard: int) -> Iterator[RawRecord]:
             for i, o in enumerate(boxes.get(eid, [])):
                 if not isinstance(o, dict):
                     raise Quarantine("record_malformed", f"objects[{i}]", "an object must be a JSON object")
+                if not isinstance(o.get("attributes") or {}, dict):  # .items() below would stop the whole shard
+                    raise Quarantine("record_malformed", f"objects[{i}].attributes", "attributes must be a JSON object")
                 rec.objects.append(
                     RawObject(
                         label=o.get("label"),

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from lgt.images import Quarantine, RawObject, RawRecord, read_image_file, safe_join
-from lgt.sources import first_occurrences, shard_range
+from lgt.sources import first_occurrences, require_dir, shard_range
 
 
 def parquet_files(path: Path) -> list[Path]:
@@ -46,6 +46,8 @@ def read_parquet(src, shard: int) -> Iterator[RawRecord]:
     cols = src.columns
     wanted = [c for c in (cols.image, cols.caption, cols.id, cols.objects, cols.split) if c]
     files = parquet_files(src.path)
+    if src.image_root is not None:
+        require_dir(src.image_root, "image_root")
     ids: list[Any] = []
     for f in files:
         names = pq.read_schema(f).names
@@ -77,6 +79,7 @@ def _record(src, shard: int, row: int, file: str, d: dict, first: dict) -> RawRe
     cols = src.columns
     sid = d.get(cols.id) if cols.id else row
     img = d.get(cols.image)
+    path = img.get("path") if isinstance(img, dict) else img
     rec = RawRecord(
         source=src.name,
         split=str(d.get(cols.split) or src.split) if cols.split else src.split,
@@ -84,11 +87,14 @@ def _record(src, shard: int, row: int, file: str, d: dict, first: dict) -> RawRe
         row=row,
         file=file,
         source_id=str(sid),
+        image_path=path if isinstance(path, str) else None,  # set now so a quarantine row names a bad path
         caption=d.get(cols.caption) if cols.caption else None,
-        require_caption=src.require_caption,
+        require_caption=src.require_caption and cols.caption is not None,  # no caption column: nothing to require
         raw={k: v for k, v in d.items() if k != cols.image},
     )
     try:
+        if sid is None:
+            raise Quarantine("record_malformed", cols.id or "<row>", "the id is null")
         if first.get(sid) != row:
             raise Quarantine("duplicate_id", cols.id or "<row>", f"{sid!r} first seen at row {first.get(sid)}")
         rec.image_bytes, rec.image_path = _image(img, src)
@@ -96,14 +102,21 @@ def _record(src, shard: int, row: int, file: str, d: dict, first: dict) -> RawRe
             if not isinstance(o, dict):
                 raise Quarantine("record_malformed", f"{cols.objects}[{i}]", "an object must be a struct")
             attrs = o.get("attributes") or {}
-            if isinstance(attrs, list):  # arrow maps arrive as lists of pairs
-                attrs = dict(attrs)
+            if isinstance(attrs, list):  # arrow maps arrive as (key, value) pairs, our layout as {key, value} structs
+                try:
+                    attrs = dict((a["key"], a["value"]) if isinstance(a, dict) else a for a in attrs)
+                except (KeyError, TypeError, ValueError):
+                    attrs = None
+            if not isinstance(attrs, dict):
+                where = f"{cols.objects}[{i}].attributes"
+                raise Quarantine("record_malformed", where, "expected a map or {key, value} pairs")
             rec.objects.append(
                 RawObject(
                     label=o.get("label"),
                     bbox=o.get("bbox") if o.get("bbox") is not None else o.get("bbox_xyxy"),
                     bbox_format=src.bbox_format,
-                    attributes={str(k): str(v) for k, v in attrs.items()},
+                    # a struct column has every field in every row: a null one is an absent attribute, not "None"
+                    attributes={str(k): str(v) for k, v in attrs.items() if v is not None},
                     object_id=o.get("object_id"),
                 )
             )
