@@ -11,6 +11,7 @@ export LGT_RECIPE ?= $(CURDIR)/recipes/demo.yaml
 PORT ?= 3000
 BIN := .venv/bin
 SELECT ?= *
+LOG_LEVEL ?= INFO
 
 .PHONY: demo test ui instance materialize clean
 
@@ -30,7 +31,8 @@ materialize: instance
 	n=$$(wc -w <<<"$$parts"); i=0; \
 	for p in $$parts; do \
 	  i=$$((i+1)); echo "== [$$i/$$n] materializing partition $$p"; \
-	  $(BIN)/dagster asset materialize -m definitions --select '$(SELECT)' --partition "$$p"; \
+	  $(BIN)/dagster asset materialize -m definitions --select '$(SELECT)' --partition "$$p" \
+	    --config-json '{"loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'; \
 	done; \
 	echo "== done: $$n partitions; artifacts under $(LGT_HOME)/storage"
 

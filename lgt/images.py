@@ -32,12 +32,10 @@ from PIL import Image
 
 from schemas.images import IMAGES_ARROW, QUARANTINE_ARROW, QUARANTINE_REASONS
 
-REASONS = QUARANTINE_REASONS
-
 
 class Quarantine(Exception):
     def __init__(self, reason: str, field: str, detail: str):
-        assert reason in REASONS, reason
+        assert reason in QUARANTINE_REASONS, reason
         super().__init__(f"{reason} ({field}): {detail}")
         self.reason, self.field, self.detail = reason, field, detail
 

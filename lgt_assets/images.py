@@ -85,7 +85,7 @@ def build_images_assets(recipe: Recipe, partitions: dg.PartitionsDefinition) -> 
         reasons = result.reasons()
         context.log.info(
             f"{context.partition_key}: {result.input_rows} rows -> {images.num_rows} images, "
-            f"{quarantine.num_rows} quarantined {reasons or ''} in {result.seconds:.1f}s"
+            f"{quarantine.num_rows} quarantined{' ' + str(reasons) if reasons else ''} in {result.seconds:.1f}s"
         )
         preview = images.slice(0, stage.preview_images).to_pylist()
         yield dg.Output(
