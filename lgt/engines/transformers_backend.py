@@ -1,0 +1,203 @@
+"""In-process transformers backend: the CPU default.
+
+Rows (one per sample) are batched with left padding and generated with
+`model.generate`. Sampling happens in `RowSampler`, a logits processor with one
+`torch.Generator` per row, so a sample depends only on its own prompt and seed,
+not on what else shares its batch: that is what makes a cached sample
+reproducible. Banned words go through transformers' `bad_words_ids`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from lgt.base_model import checkpoint_revision
+from lgt.engines.types import Call, Sample
+
+
+
+
+class RowSampler(LogitsProcessor):
+    """Temperature, top-k and top-p per row, then a draw from the row's own generator.
+
+    Returns scores that are -inf except at the drawn token, so generate's
+    greedy step picks exactly that token.
+    """
+
+    def __init__(self, temperatures: list[float], top_ps: list[float], top_ks: list[int | None], seeds: list[int]):
+        self.t, self.p, self.k = temperatures, top_ps, top_ks
+        self.gens = [torch.Generator().manual_seed(int(s) % (2**63)) for s in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        out = torch.full_like(scores, float("-inf"))
+        for r in range(scores.shape[0]):
+            s = scores[r].float()
+            if self.t[r] <= 0:
+                tok = int(torch.argmax(s))
+            else:
+                s = s / self.t[r]
+                if self.k[r]:
+                    kth = torch.topk(s, min(self.k[r], s.numel())).values[-1]
+                    s = s.masked_fill(s < kth, float("-inf"))
+                if self.p[r] < 1.0:
+                    sorted_s, idx = torch.sort(s, descending=True)
+                    probs = torch.softmax(sorted_s, dim=-1)
+                    drop = (probs.cumsum(-1) - probs) > self.p[r]  # keep the smallest prefix reaching top_p
+                    s = s.index_fill(0, idx[drop], float("-inf"))
+                tok = int(torch.multinomial(torch.softmax(s, dim=-1), 1, generator=self.gens[r]))
+            out[r, tok] = 0.0
+        return out
+
+
+class TransformersBackend:
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        batch_size: int = 16,
+        vision: bool | None = None,
+        device: str = "cpu",
+        dtype: torch.dtype | None = None,
+    ):
+        from transformers import AutoConfig
+
+        self.model_id = model
+        self.revision = revision or (checkpoint_revision(Path(model)) if Path(model).is_dir() else None)
+        self.batch_size = batch_size
+        self.device = device
+        config = AutoConfig.from_pretrained(model, revision=revision)
+        self.vision = vision if vision is not None else hasattr(config, "vision_config")
+        if self.vision:
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            self.processor = AutoProcessor.from_pretrained(model, revision=revision)
+            self.tokenizer = self.processor.tokenizer
+            self.model = AutoModelForImageTextToText.from_pretrained(model, revision=revision, dtype=dtype)
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.processor = None
+            self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+            self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=dtype)
+        self.model.to(device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    # --- prompts ---------------------------------------------------------------
+
+    def render(self, call: Call) -> str:
+        """The exact text the model continues: chat template (+ prefill), or raw prompt + prefill."""
+        req = call.request
+        if req.prompt is not None:
+            return req.prompt + req.prefill
+        msgs = [self._template_message(m) for m in req.messages or []]
+        templater = self.processor if self.processor is not None else self.tokenizer
+        if req.prefill:
+            msgs.append({"role": "assistant", "content": req.prefill})
+            return templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
+        return templater.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+    def _template_message(self, m: dict) -> dict:
+        content = m.get("content")
+        if isinstance(content, list):  # a vision model's processor takes {"type": "image"} placeholders
+            content = [{"type": "image"} if p.get("type") == "image" else {"type": "text", "text": p["text"]} for p in content]
+        return {"role": m["role"], "content": content}
+
+    def bad_words_ids(self, words: list[str]) -> list[list[int]] | None:
+        seqs = set()
+        for w in words:
+            for v in {w, " " + w, w.capitalize(), " " + w.capitalize(), w.lower(), " " + w.lower()}:
+                ids = self.tokenizer(v, add_special_tokens=False).input_ids
+                if ids:
+                    seqs.add(tuple(ids))
+        return [list(s) for s in sorted(seqs)] or None
+
+    # --- generation ------------------------------------------------------------
+
+    def run(self, calls: list[Call], on_result: Callable[[Call, Sample], None]) -> None:
+        # rows that share generate-level settings can share a batch; similar lengths pad less
+        groups: dict[tuple, list[tuple[Call, str]]] = {}
+        for c in calls:
+            s = c.request.sampling
+            gkey = (s.max_new_tokens, tuple(s.stop), tuple(s.banned_words), s.repetition_penalty)
+            groups.setdefault(gkey, []).append((c, self.render(c)))
+        for rows in groups.values():
+            rows.sort(key=lambda cr: len(cr[1]))
+            for i in range(0, len(rows), self.batch_size):
+                batch = rows[i : i + self.batch_size]
+                try:
+                    samples = self._generate(batch)
+                except Exception as e:  # one bad batch must not lose the others
+                    samples = [Sample("", None, error="backend", error_detail=f"{type(e).__name__}: {e}")] * len(batch)
+                for (c, _), smp in zip(batch, samples):
+                    on_result(c, smp)
+
+    @torch.inference_mode()
+    def _generate(self, batch: list[tuple[Call, str]]) -> list[Sample]:
+        t0 = time.monotonic()
+        calls = [c for c, _ in batch]
+        texts = [t for _, t in batch]
+        s = calls[0].request.sampling
+        if self.processor is not None:
+            from PIL import Image
+
+            images = [Image.open(io.BytesIO(im.data)).convert("RGB") for c in calls for im in c.request.images()]
+            enc = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        else:
+            enc = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+        enc = enc.to(self.device)
+        sampler = RowSampler(
+            [c.request.sampling.temperature for c in calls],
+            [c.request.sampling.top_p for c in calls],
+            [c.request.sampling.top_k for c in calls],
+            [c.seed for c in calls],
+        )
+        out = self.model.generate(
+            **enc,
+            do_sample=False,
+            max_new_tokens=s.max_new_tokens,
+            repetition_penalty=s.repetition_penalty if s.repetition_penalty != 1.0 else None,
+            bad_words_ids=self.bad_words_ids(s.banned_words) if s.banned_words else None,
+            stop_strings=list(s.stop) or None,
+            tokenizer=self.tokenizer if s.stop else None,
+            logits_processor=LogitsProcessorList([sampler]),
+            pad_token_id=self.tokenizer.pad_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
+        latency = time.monotonic() - t0
+        prompt_len = enc["input_ids"].shape[1]
+        eos = set(self._eos_ids())
+        samples = []
+        for r in range(len(calls)):
+            gen = out[r, prompt_len:].tolist()
+            n_prompt = int(enc["attention_mask"][r].sum())
+            cut = next((k for k, t in enumerate(gen) if t in eos), None)
+            ended_eos = cut is not None
+            toks = gen[: cut + 1] if ended_eos else [t for t in gen if t != self.tokenizer.pad_token_id or t in eos]
+            text = self.tokenizer.decode(gen[:cut] if ended_eos else toks, skip_special_tokens=True)
+            stop_at = min((text.find(x) for x in s.stop if x in text), default=-1)
+            if stop_at >= 0:
+                text, reason = text[:stop_at], "stop"
+            elif ended_eos:
+                reason = "stop"
+            else:
+                reason = "length" if len(toks) >= s.max_new_tokens else "stop"
+            samples.append(Sample(text, reason, n_prompt, len(toks), latency))
+        return samples
+
+    def _eos_ids(self) -> list[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids]
+        return [i for i in ids if i is not None] + ([self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else [])
+
+    def close(self) -> None:
+        self.model = None
