@@ -10,7 +10,6 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export LGT_RECIPE ?= $(CURDIR)/recipes/demo.yaml
 PORT ?= 3000
 BIN := .venv/bin
-SELECT ?= *
 LOG_LEVEL ?= INFO
 
 .PHONY: demo test ui instance materialize clean
@@ -25,16 +24,23 @@ instance: .venv/.installed
 	[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/dagster instance concurrency set gpu 1 >/dev/null
 
-# One `dagster asset materialize` run per partition (<source>/<shard>), as CI does.
+# The unpartitioned assets (base_model, ...) in one run, then one run per partition
+# (<source>/<shard>) of the partitioned ones: the same CLI path CI uses.
 materialize: instance
-	@parts=$$($(BIN)/python -m lgt.recipe partitions "$(LGT_RECIPE)"); \
+	@log='{"loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'; \
+	single=$$($(BIN)/python -m lgt_assets.selection unpartitioned); \
+	sharded=$$($(BIN)/python -m lgt_assets.selection partitioned); \
+	if [ -n "$$single" ]; then \
+	  echo "== materializing $$single"; \
+	  $(BIN)/dagster asset materialize -m definitions --select "$$single" --config-json "$$log"; \
+	fi; \
+	parts=$$($(BIN)/python -m lgt.recipe partitions "$(LGT_RECIPE)"); \
 	n=$$(wc -w <<<"$$parts"); i=0; \
 	for p in $$parts; do \
-	  i=$$((i+1)); echo "== [$$i/$$n] materializing partition $$p"; \
-	  $(BIN)/dagster asset materialize -m definitions --select '$(SELECT)' --partition "$$p" \
-	    --config-json '{"loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'; \
+	  i=$$((i+1)); echo "== [$$i/$$n] materializing $$sharded for partition $$p"; \
+	  $(BIN)/dagster asset materialize -m definitions --select "$$sharded" --partition "$$p" --config-json "$$log"; \
 	done; \
-	echo "== done: $$n partitions; artifacts under $(LGT_HOME)/storage"
+	echo "== done: $$single and $$n partitions; artifacts under $(LGT_HOME)"
 
 demo: materialize
 

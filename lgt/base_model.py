@@ -86,3 +86,15 @@ def checkpoint_revision(path: Path) -> str:
         if f.suffix in (".safetensors", ".bin"):
             h.update(f"{f.name}:{f.stat().st_size}".encode())
     return "files-sha256:" + h.hexdigest()[:16]
+
+
+def models_dir(lgt_home: str) -> Path:
+    """Checkpoints live on local disk: under LGT_HOME when it is local, else in the user cache."""
+    if "://" in lgt_home and not lgt_home.startswith("file://"):
+        return Path.home() / ".cache" / "lgt" / "models"
+    return Path(lgt_home.removeprefix("file://")) / "models"
+
+
+def base_model_path(checkpoint: Path | None, lgt_home: str) -> Path:
+    """The recipe's base model: a configured checkpoint, or the embedded SmolLM2 unpacked once."""
+    return resolve_checkpoint(checkpoint) if checkpoint else unpack_gguf(smollm2_gguf(), models_dir(lgt_home))

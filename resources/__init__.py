@@ -1,5 +1,6 @@
-"""Dagster resources: the artifact store (and, from the engines issue on, engines and the call cache)."""
+"""Dagster resources: the artifact store, and the engines with their call cache."""
 
+from resources.engines import Engines, engine_metadata
 from resources.io_manager import ParquetIOManager
 
-__all__ = ["ParquetIOManager"]
+__all__ = ["Engines", "ParquetIOManager", "engine_metadata"]

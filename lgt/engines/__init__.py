@@ -1,0 +1,38 @@
+"""One batched engine API over transformers, OpenAI-compatible servers, vLLM and SGLang."""
+
+from __future__ import annotations
+
+from lgt.engines.cache import CallCache
+from lgt.engines.engine import Backend, Engine, EngineStats
+from lgt.engines.types import Call, ImageInput, Request, Result, Sample, Sampling
+from lgt.recipe import ModelRole
+
+__all__ = ["Backend", "Call", "CallCache", "Engine", "EngineStats", "ImageInput", "Request", "Result", "Sample",
+           "Sampling", "make_backend"]
+
+
+def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> Backend:
+    """The backend a recipe role names; `server_url` when the role's server was launched for it."""
+    if role.backend == "transformers":
+        from lgt.engines.transformers_backend import TransformersBackend
+
+        return TransformersBackend(model, role.revision, batch_size=role.batch_size, vision=role.vision)
+    if role.backend == "openai" or server_url:
+        from lgt.engines.openai_backend import OpenAIBackend
+
+        launched = server_url is not None  # vLLM/SGLang servers continue a prefilled turn natively
+        return OpenAIBackend(
+            server_url or role.base_url, model, api_key_env=role.api_key_env, revision=role.revision,
+            max_concurrency=role.max_concurrency,
+            prefill_mode="continue_final_message" if launched else role.prefill_mode,
+            tokenizer=role.tokenizer, vision=bool(role.vision),
+        )
+    if role.backend == "vllm":
+        from lgt.engines.offline import VLLMBackend
+
+        return VLLMBackend(model, role.revision, vision=role.vision)
+    if role.backend == "sglang":
+        from lgt.engines.offline import SGLangBackend
+
+        return SGLangBackend(model, role.revision, vision=role.vision)
+    raise ValueError(f"unknown backend {role.backend!r}")
