@@ -6,11 +6,12 @@ materializes the unpartitioned assets once and then each partition.
 
 import sys
 
-from definitions import defs
+from lgt.recipe import load_recipe
+from lgt_assets import build_definitions
 
 
 def keys(partitioned: bool) -> list[str]:
-    graph = defs.resolve_asset_graph()
+    graph = build_definitions(load_recipe()).resolve_asset_graph()
     return sorted(
         k.to_user_string() for k in graph.get_all_asset_keys()
         if graph.get(k).is_materializable and (graph.get(k).partitions_def is not None) == partitioned
