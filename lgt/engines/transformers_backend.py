@@ -55,6 +55,53 @@ class RowSampler(LogitsProcessor):
         return out
 
 
+class ImageTokenProcessor:
+    """Qwen2-VL-style inputs from a tokenizer and an image processor.
+
+    transformers' Qwen2-VL processor cannot be built without torchvision (for
+    its video half), and torchvision has no CPU build here. This does what it
+    does for images: each image placeholder token is repeated once per merged
+    patch, and the image processor supplies pixel_values and image_grid_thw.
+    """
+
+    def __init__(self, tokenizer, image_processor, image_token: str = "<|image_pad|>"):
+        self.tokenizer, self.image_processor, self.image_token = tokenizer, image_processor, image_token
+
+    def apply_chat_template(self, messages, **kw):
+        return self.tokenizer.apply_chat_template(messages, **kw)
+
+    def __call__(self, text: list[str], images=None, padding=True, return_tensors="pt"):
+        extra = {}
+        if images:
+            extra = dict(self.image_processor(images=images, return_tensors=return_tensors))
+            merge = getattr(self.image_processor, "merge_size", 2) ** 2
+            counts = iter(int(g.prod()) // merge for g in extra["image_grid_thw"])
+            text = [self._expand(t, counts) for t in text]
+        enc = self.tokenizer(text, padding=padding, return_tensors=return_tensors, add_special_tokens=False)
+        enc.update(extra)
+        return enc
+
+    def _expand(self, text: str, counts) -> str:
+        parts = text.split(self.image_token)
+        return parts[0] + "".join(self.image_token * next(counts) + p for p in parts[1:])
+
+
+def load_processor(model: str, revision: str | None):
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(model, revision=revision)
+    except (ImportError, AttributeError) as e:  # see ImageTokenProcessor: no torchvision on CPU machines
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+        if AutoConfig.from_pretrained(model, revision=revision).model_type not in ("qwen2_vl", "qwen2_5_vl"):
+            raise RuntimeError(f"{model}: cannot build its processor ({e}); install torchvision") from e
+        return ImageTokenProcessor(
+            AutoTokenizer.from_pretrained(model, revision=revision),
+            AutoImageProcessor.from_pretrained(model, revision=revision, backend="pil"),
+        )
+
+
 class TransformersBackend:
     def __init__(
         self,
@@ -74,9 +121,9 @@ class TransformersBackend:
         config = AutoConfig.from_pretrained(model, revision=revision)
         self.vision = vision if vision is not None else hasattr(config, "vision_config")
         if self.vision:
-            from transformers import AutoModelForImageTextToText, AutoProcessor
+            from transformers import AutoModelForImageTextToText
 
-            self.processor = AutoProcessor.from_pretrained(model, revision=revision)
+            self.processor = load_processor(model, revision)
             self.tokenizer = self.processor.tokenizer
             self.model = AutoModelForImageTextToText.from_pretrained(model, revision=revision, dtype=dtype)
         else:
@@ -150,6 +197,8 @@ class TransformersBackend:
 
             images = [Image.open(io.BytesIO(im.data)).convert("RGB") for c in calls for im in c.request.images()]
             enc = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+            if not images:
+                enc.pop("pixel_values", None)
         else:
             enc = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False)
         enc = enc.to(self.device)
