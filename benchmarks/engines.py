@@ -1,0 +1,181 @@
+"""Engine throughput, side by side in one run, on the same prompts and the same server.
+
+    python benchmarks/engines.py                      # full run (see benchmarks/README.md)
+    python benchmarks/engines.py --prompts 64 --quick # a smoke run
+    python benchmarks/engines.py --peers /path/to/peer-venv/bin/python   # + Curator and distilabel
+
+Server: `transformers serve --continuous-batching` with the embedded SmolLM2-135M-Instruct on loopback.
+Every run is scored the same way: completion tokens counted by re-tokenising the returned texts with the
+model's tokenizer (so tools that do not report usage are measured alike), divided by wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lgt.base_model import base_model_path  # noqa: E402
+from lgt.engines import CallCache, Engine, Request, Sampling  # noqa: E402
+from lgt.engines.openai_backend import OpenAIBackend  # noqa: E402
+from lgt.engines.server import LaunchedServer  # noqa: E402
+from lgt.storage import lgt_home  # noqa: E402
+
+TOPICS = ["rivers", "owls", "bridges", "volcanoes", "tea", "chess", "glaciers", "violins", "deserts", "robots",
+          "bees", "lighthouses", "maps", "comets", "orchards", "trains"]
+
+
+def prompts(n: int) -> list[str]:
+    return [f"Write one sentence about {TOPICS[i % len(TOPICS)]} (note {i})." for i in range(n)]
+
+
+# --- a plain asyncio HTTP/1.1 client: the lowest-overhead baseline --------------------------------
+
+
+async def _post(reader, writer, port: int, body: bytes) -> dict:
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % (port, len(body)) + body)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:"))
+    return json.loads(await reader.readexactly(length))
+
+
+async def plain_load(port: int, model: str, texts: list[str], concurrency: int, max_tokens: int) -> list[str]:
+    queue: asyncio.Queue = asyncio.Queue()
+    for i, t in enumerate(texts):
+        queue.put_nowait((i, t))
+    out: list[str] = [""] * len(texts)
+
+    async def worker():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # one keep-alive connection each
+        while not queue.empty():
+            i, t = queue.get_nowait()
+            body = json.dumps({"model": model, "messages": [{"role": "user", "content": t}], "max_tokens": max_tokens,
+                               "temperature": 0.7, "top_p": 0.8, "seed": i}).encode()
+            out[i] = (await _post(reader, writer, port, body))["choices"][0]["message"]["content"] or ""
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return out
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=256)
+    ap.add_argument("--sequential-prompts", type=int, default=32)
+    ap.add_argument("--inprocess-prompts", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--peers", help="python of a venv with bespokelabs-curator and distilabel")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.sequential_prompts = args.inprocess_prompts = 8
+
+    from transformers import AutoTokenizer
+
+    model = str(base_model_path(None, lgt_home()))
+    tok = AutoTokenizer.from_pretrained(model)
+    count = lambda texts: sum(len(tok(t, add_special_tokens=False).input_ids) for t in texts)  # noqa: E731
+    texts = prompts(args.prompts)
+    rows: list[tuple[str, int, int, float]] = []  # name, prompts, tokens, seconds
+
+    def record(name: str, outs: list[str], secs: float) -> float:
+        n = count(outs)
+        rows.append((name, len(outs), n, secs))
+        print(f"  {name:<44} {len(outs):>4} prompts {n:>6} tokens {secs:>7.1f} s {n / secs:>7.1f} tok/s", flush=True)
+        return n / secs
+
+    print(f"model {model}\nserver: transformers serve --continuous-batching (CPU), {os.cpu_count()} cores, "
+          f"concurrency {args.concurrency}, max_tokens {args.max_tokens}", flush=True)
+    with LaunchedServer("transformers", model, extra_args=["--device", "cpu"], env={"HF_HUB_OFFLINE": "1"}) as server:
+        port = server.port
+        asyncio.run(plain_load(port, model, prompts(args.concurrency), args.concurrency, 8))  # warm-up
+        sampling = dict(temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
+        reqs = [Request(messages=[{"role": "user", "content": t}], sampling=Sampling(seed=i, **sampling))
+                for i, t in enumerate(texts)]
+        cache_dir = Path(tempfile.mkdtemp())
+        cache = CallCache(cache_dir / "calls.sqlite")
+
+        backend = OpenAIBackend(server.base_url, model, max_concurrency=args.concurrency)
+        res, secs = timed(lambda: Engine(backend, cache).generate(reqs))
+        ours = record("ours: Engine + OpenAIBackend + call cache", [r.samples[0].text for r in res], secs)
+        outs, secs = timed(lambda: asyncio.run(plain_load(port, model, texts, args.concurrency, args.max_tokens)))
+        plain = record("plain asyncio HTTP load generator", outs, secs)
+        seq_texts = texts[: args.sequential_prompts]
+        outs, secs = timed(lambda: asyncio.run(plain_load(port, model, seq_texts, 1, args.max_tokens)))
+        seq = record("sequential client (one request at a time)", outs, secs)
+        peers = {}
+        if args.peers:
+            spec = json.dumps({"base_url": server.base_url, "model": model, "prompts": texts,
+                               "max_tokens": args.max_tokens, "concurrency": args.concurrency})
+            out = subprocess.run([args.peers, str(Path(__file__).with_name("engine_peers.py"))], input=spec,
+                                 capture_output=True, text=True, timeout=3600)
+            for line in out.stderr.splitlines():
+                if " failed: " in line:
+                    print("  " + line)
+            for line in out.stdout.splitlines():
+                if line.startswith("{"):
+                    r = json.loads(line)
+                    peers[r["tool"]] = record(f"{r['tool']} {r['version']}", r["outputs"], r["seconds"])
+
+        # warm rerun: every result comes from the cache
+        warm_runs = max(1, 1000 // len(reqs))
+        t0 = time.perf_counter()
+        for _ in range(warm_runs):
+            e = Engine(backend, cache)
+            e.generate(reqs)
+            assert e.stats.calls == 0
+        warm_ms = (time.perf_counter() - t0) / (warm_runs * len(reqs)) * 1000 * 1000  # ms per 1,000 results
+
+    # in process: our batched transformers engine vs plain model.generate, one prompt at a time
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lgt.engines.transformers_backend import TransformersBackend
+
+    few = reqs[: args.inprocess_prompts]
+    tb = TransformersBackend(model, batch_size=16)
+    res, secs = timed(lambda: Engine(tb).generate(few))
+    inproc = record("in-process: Engine + TransformersBackend", [r.samples[0].text for r in res], secs)
+    hf = AutoModelForCausalLM.from_pretrained(model).eval()
+
+    def plain_generate():
+        outs = []
+        for r in few:
+            ids = tok.apply_chat_template(r.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+            with torch.inference_mode():
+                o = hf.generate(**ids, do_sample=True, temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
+            outs.append(tok.decode(o[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+        return outs
+
+    outs, secs = timed(plain_generate)
+    hf_rate = record("in-process: plain model.generate, one at a time", outs, secs)
+
+    print("\nratios (tokens/s)")
+    print(f"  ours / plain asyncio load generator : {ours / plain:5.2f}x   (target >= 0.9x)")
+    print(f"  ours / sequential client            : {ours / seq:5.2f}x   (target >= 4x)")
+    for name, rate in peers.items():
+        print(f"  ours / {name:<29}: {ours / rate:5.2f}x   (target >= 1.0x)")
+    print(f"  in-process engine / model.generate  : {inproc / hf_rate:5.2f}x")
+    print(f"  warm rerun, all cached              : {warm_ms:.1f} ms per 1,000 results")
+
+
+if __name__ == "__main__":
+    main()
