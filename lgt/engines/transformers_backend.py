@@ -231,7 +231,7 @@ class TransformersBackend:
             n_prompt = int(enc["attention_mask"][r].sum())
             cut = next((k for k, t in enumerate(gen) if t in eos), None)
             ended_eos = cut is not None
-            toks = gen[: cut + 1] if ended_eos else [t for t in gen if t != self.tokenizer.pad_token_id or t in eos]
+            toks = gen[: cut + 1] if ended_eos else gen  # rows pad only after their EOS
             text = self.tokenizer.decode(gen[:cut] if ended_eos else toks, skip_special_tokens=True)
             stop_at = min((text.find(x) for x in s.stop if x in text), default=-1)
             if stop_at >= 0:
