@@ -85,8 +85,11 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--peers", help="python of a venv with bespokelabs-curator and distilabel")
     ap.add_argument("--rounds", type=int, default=2, help="HTTP clients run this many times; medians are compared")
+    ap.add_argument("--only", default="ours,plain,sequential,curator,distilabel,inprocess,warm",
+                    help="comma-separated subset of the runs")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     if args.quick:
         args.sequential_prompts = args.inprocess_prompts = 8
         args.rounds = 1
@@ -118,19 +121,24 @@ def main() -> None:
         rates: dict[str, list[float]] = {}
 
         def run_ours():
+            if "ours" not in only:
+                return
             fresh = CallCache(Path(tempfile.mkdtemp()) / "calls.sqlite")  # a cold cache each round: all calls made
             res, secs = timed(lambda: Engine(backend, fresh).generate(reqs))
             rates.setdefault("ours", []).append(record("ours: Engine + OpenAIBackend + call cache",
                                                        [r.samples[0].text for r in res], secs))
 
         def run_plain():
+            if "plain" not in only:
+                return
             outs, secs = timed(lambda: asyncio.run(plain_load(port, model, texts, args.concurrency, args.max_tokens)))
             rates.setdefault("plain", []).append(record("plain asyncio HTTP load generator", outs, secs))
 
         def run_peers():
-            if not args.peers:
+            tools = [t for t in ("curator", "distilabel") if t in only]
+            if not args.peers or not tools:
                 return
-            spec = json.dumps({"base_url": server.base_url, "model": model, "prompts": texts,
+            spec = json.dumps({"base_url": server.base_url, "model": model, "prompts": texts, "tools": tools,
                                "max_tokens": args.max_tokens, "concurrency": args.concurrency})
             out = subprocess.run([args.peers, str(Path(__file__).with_name("engine_peers.py"))], input=spec,
                                  capture_output=True, text=True, timeout=3600)
@@ -147,57 +155,67 @@ def main() -> None:
             print(f" round {rnd + 1}/{args.rounds}", flush=True)
             for run in ((run_ours, run_plain, run_peers) if rnd % 2 == 0 else (run_peers, run_plain, run_ours)):
                 run()
-        seq_texts = texts[: args.sequential_prompts]
-        outs, secs = timed(lambda: asyncio.run(plain_load(port, model, seq_texts, 1, args.max_tokens)))
-        seq = record("sequential client (one request at a time)", outs, secs)
+        seq = None
+        if "sequential" in only:
+            seq_texts = texts[: args.sequential_prompts]
+            outs, secs = timed(lambda: asyncio.run(plain_load(port, model, seq_texts, 1, args.max_tokens)))
+            seq = record("sequential client (one request at a time)", outs, secs)
         med = {k: statistics.median(v) for k, v in rates.items()}
-        ours, plain = med["ours"], med["plain"]
+        ours, plain = med.get("ours"), med.get("plain")
         peers = {k: v for k, v in med.items() if k not in ("ours", "plain")}
 
-        # the cache a warm rerun reads: one full run's results
-        cache = CallCache(Path(tempfile.mkdtemp()) / "calls.sqlite")
-        Engine(backend, cache).generate(reqs)
+        warm_ms = None
+        if "warm" in only:
+            # the cache a warm rerun reads: one full run's results; then every result comes from it
+            cache = CallCache(Path(tempfile.mkdtemp()) / "calls.sqlite")
+            Engine(backend, cache).generate(reqs)
+            warm_runs = max(1, 1000 // len(reqs))
+            t0 = time.perf_counter()
+            for _ in range(warm_runs):
+                e = Engine(backend, cache)
+                e.generate(reqs)
+                assert e.stats.calls == 0
+            warm_ms = (time.perf_counter() - t0) / (warm_runs * len(reqs)) * 1000 * 1000  # ms per 1,000 results
 
-        # warm rerun: every result comes from the cache
-        warm_runs = max(1, 1000 // len(reqs))
-        t0 = time.perf_counter()
-        for _ in range(warm_runs):
-            e = Engine(backend, cache)
-            e.generate(reqs)
-            assert e.stats.calls == 0
-        warm_ms = (time.perf_counter() - t0) / (warm_runs * len(reqs)) * 1000 * 1000  # ms per 1,000 results
+    inproc = hf_rate = None
+    if "inprocess" in only:
+        # in process: our batched transformers engine vs plain model.generate, one prompt at a time
+        import torch
+        from transformers import AutoModelForCausalLM
 
-    # in process: our batched transformers engine vs plain model.generate, one prompt at a time
-    import torch
-    from transformers import AutoModelForCausalLM
+        from lgt.engines.transformers_backend import TransformersBackend
 
-    from lgt.engines.transformers_backend import TransformersBackend
+        few = reqs[: args.inprocess_prompts]
+        tb = TransformersBackend(model, batch_size=16)
+        res, secs = timed(lambda: Engine(tb).generate(few))
+        inproc = record("in-process: Engine + TransformersBackend", [r.samples[0].text for r in res], secs)
+        hf = AutoModelForCausalLM.from_pretrained(model).eval()
 
-    few = reqs[: args.inprocess_prompts]
-    tb = TransformersBackend(model, batch_size=16)
-    res, secs = timed(lambda: Engine(tb).generate(few))
-    inproc = record("in-process: Engine + TransformersBackend", [r.samples[0].text for r in res], secs)
-    hf = AutoModelForCausalLM.from_pretrained(model).eval()
+        def plain_generate():
+            outs = []
+            for r in few:
+                ids = tok.apply_chat_template(r.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+                with torch.inference_mode():
+                    o = hf.generate(**ids, do_sample=True, temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
+                outs.append(tok.decode(o[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+            return outs
 
-    def plain_generate():
-        outs = []
-        for r in few:
-            ids = tok.apply_chat_template(r.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-            with torch.inference_mode():
-                o = hf.generate(**ids, do_sample=True, temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
-            outs.append(tok.decode(o[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
-        return outs
+        outs, secs = timed(plain_generate)
+        hf_rate = record("in-process: plain model.generate, one at a time", outs, secs)
 
-    outs, secs = timed(plain_generate)
-    hf_rate = record("in-process: plain model.generate, one at a time", outs, secs)
 
     print(f"\nratios of median tokens/s over {args.rounds} round(s)")
-    print(f"  ours / plain asyncio load generator : {ours / plain:5.2f}x   (target >= 0.9x)")
-    print(f"  ours / sequential client            : {ours / seq:5.2f}x   (target >= 4x)")
+    if ours and plain:
+        print(f"  ours / plain asyncio load generator : {ours / plain:5.2f}x   (target >= 0.9x)")
+    if ours and seq:
+        print(f"  ours / sequential client            : {ours / seq:5.2f}x   (target >= 4x)")
     for name, rate in peers.items():
-        print(f"  ours / {name:<29}: {ours / rate:5.2f}x   (target >= 1.0x)")
-    print(f"  in-process engine / model.generate  : {inproc / hf_rate:5.2f}x")
-    print(f"  warm rerun, all cached              : {warm_ms:.1f} ms per 1,000 results")
+        if ours:
+            print(f"  ours / {name:<29}: {ours / rate:5.2f}x   (target >= 1.0x)")
+    if inproc:
+        print(f"  in-process engine / model.generate  : {inproc / hf_rate:5.2f}x")
+    if warm_ms is not None:
+        print(f"  warm rerun, all cached              : {warm_ms:.1f} ms per 1,000 results")
 
 
 if __name__ == "__main__":
