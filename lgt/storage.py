@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from pathlib import Path
 
 import fsspec
 import pyarrow as pa

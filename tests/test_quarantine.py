@@ -5,7 +5,6 @@ the good rows come out exactly as they would alone, that input rows = images + q
 pass their pandera models. `test_every_reason_is_reachable` runs all of them at once per loader.
 """
 
-import hashlib
 import io
 import json
 import os
@@ -22,15 +21,7 @@ from lgt.images import Limits, build_shard
 from lgt.recipe import CocoSource, DocciSource, ParquetColumns, ParquetSource
 from lgt.sources import read_shard
 from schemas.images import QUARANTINE_REASONS, ImagesQuarantineSchema, ImagesSchema
-
-RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
-
-
-def png(color=RED, size=(64, 48)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
+from tests.fixtures import BLUE, GREEN, RED, png, sha32, write
 
 def noisy_png(size=(64, 48), seed=0) -> bytes:
     """Incompressible pixels, so cutting the file in half cuts into the image data."""
@@ -54,16 +45,6 @@ def placeable_wmf(x0: int, y0: int, x1: int, y1: int, inch: int = 72) -> bytes:
     placeable = struct.pack("<IHhhhhHIH", 0x9AC6CDD7, 0, x0, y0, x1, y1, inch, 0, 0)
     standard = struct.pack("<HHHIHIH", 1, 9, 0x300, 0, 0, 0, 0)  # type, header words, version, ...
     return placeable + standard + b"\x00" * 4
-
-
-def sha32(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-def write(path, data: bytes) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return data
 
 
 def run(src, limits=Limits()):

@@ -4,47 +4,17 @@ Every fixture is written into tmp_path (PIL images, JSON, JSON lines, parquet); 
 by hand in the tests, never by calling the code under test.
 """
 
-import hashlib
-import io
 import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from lgt.images import build_shard
 from lgt.recipe import CocoSource, DocciSource, ParquetColumns, ParquetSource
 from lgt.sources import read_shard, shard_range
 from schemas.images import ImagesQuarantineSchema, ImagesSchema
-
-RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
-
-
-def png(color=RED, size=(64, 48)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def jpeg(color=GREEN, size=(64, 48)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def sha32(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-def write(path, data: bytes) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return data
-
-
-def jsonl(path, rows) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+from tests.fixtures import BLUE, GREEN, RED, jpeg, jsonl, png, sha32, write
 
 
 def build(src, shard=0):

@@ -79,7 +79,7 @@ class VLLMBackend:
                                          add_generation_prompt=kind == "chat", continue_final_message=kind == "prefill")
             except Exception as e:
                 for c in group:
-                    on_result(c, Sample("", None, error="backend", error_detail=f"{type(e).__name__}: {e}"))
+                    on_result(c, Sample.failed("backend", e))
                 continue
             latency = time.monotonic() - t0
             for c, o in zip(group, outs):
@@ -134,7 +134,7 @@ class SGLangBackend:
                                         image_data=images if any(images) else None)
         except Exception as e:
             for c in calls:
-                on_result(c, Sample("", None, error="backend", error_detail=f"{type(e).__name__}: {e}"))
+                on_result(c, Sample.failed("backend", e))
             return
         latency = time.monotonic() - t0
         for c, o in zip(calls, outs):

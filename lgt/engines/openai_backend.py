@@ -138,7 +138,7 @@ class OpenAIBackend:
                     try:
                         sample = await self._one(client, call)
                     except Exception as e:  # after the client's retries: an error row, never a lost call
-                        sample = Sample("", None, error=error_kind(e), error_detail=f"{type(e).__name__}: {str(e)[:500]}")
+                        sample = Sample.failed(error_kind(e), e)
                 on_result(call, sample)
 
             await asyncio.gather(*(guarded(c) for c in calls))

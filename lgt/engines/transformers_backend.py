@@ -182,7 +182,7 @@ class TransformersBackend:
                 try:
                     samples = self._generate(batch)
                 except Exception as e:  # one bad batch must not lose the others
-                    samples = [Sample("", None, error="backend", error_detail=f"{type(e).__name__}: {e}")] * len(batch)
+                    samples = [Sample.failed("backend", e)] * len(batch)
                 for (c, _), smp in zip(batch, samples):
                     on_result(c, smp)
 

@@ -70,6 +70,10 @@ class Sample:
     def ok(self) -> bool:
         return self.error is None
 
+    @classmethod
+    def failed(cls, kind: str, exc: BaseException) -> Sample:
+        return cls("", None, error=kind, error_detail=f"{type(exc).__name__}: {str(exc)[:500]}")
+
 
 @dataclass
 class Result:
