@@ -25,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from lgt.question_compose import COMPOSE_KINDS
+from lgt.question_families import DEFAULT_PHRASINGS, FAMILIES, SLOTS, phrasing_slots
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "demo.yaml"
 
@@ -178,8 +181,112 @@ class BaseModelSpec(_Strict):
     _paths = field_validator("checkpoint")(_resolve)
 
 
+RoleName = Literal["vlm", "reasoner", "verifier", "small_solver"]
+
+
+class AttributeSpec(_Strict):
+    noun: str = Field(min_length=1, description="how a question names the attribute, e.g. 'colour'")
+    values: list[str] = Field(min_length=1, description="its vocabulary: values absent from a scene serve as distractors")
+
+
+class FamilySpec(_Strict):
+    max_per_image: int = Field(2, ge=0, description="questions of this family kept per image")
+    phrasings: list[str] = Field([], description="str.format templates; empty: the built-in phrasings")
+
+
+class Margins(_Strict):
+    """Near-ties are skipped, so every gold answer is clear by at least these margins."""
+
+    position_gap: float = Field(0.02, ge=0, le=0.5, description="left/right/above/below: boxes apart by this fraction of the side")
+    area_ratio: float = Field(0.10, ge=0, description="relative size: areas differ by at least this fraction")
+    distance_ratio: float = Field(0.10, ge=0, description="closest/farthest: the runner-up is this fraction further (nearer)")
+    extreme_gap: float = Field(0.02, ge=0, le=0.5, description="left-most etc.: centres apart by this fraction of the side")
+
+
+class LLMCall(_Strict):
+    """An LLM step inside a stage: which recipe role it calls and, optionally, its own sampling."""
+
+    enabled: bool = Field(False, description="LLM steps are opt-in: they cost model calls")
+    role: RoleName = "reasoner"
+    sampling: Sampling | None = Field(None, description="replaces the role's sampling for this step")
+
+    def sampling_for(self, models: Models) -> Sampling:
+        return self.sampling or getattr(models, self.role).sampling
+
+
+class LLMQuestions(LLMCall):
+    questions_per_image: int = Field(5, ge=1, le=20, description="how many MCQs the prompt asks for")
+    max_images: int | None = Field(None, ge=0, description="images per shard sent to the LLM; empty: all")
+    verify: bool = Field(True, description="re-solve each kept item with the verifier role and drop disagreements")
+
+
+class QuestionsGroundedStage(_Strict):
+    seed: int = 0
+    attributes: dict[str, AttributeSpec] = Field(
+        {}, description="object attributes questions may use, most distinctive first (referring expressions try them in this order)"
+    )
+    labels: list[str] = Field([], description="extra labels for existence distractors (besides those in the shard)")
+    margins: Margins = Margins()
+    families: dict[str, FamilySpec] = Field(
+        default_factory=lambda: {f: FamilySpec() for f in FAMILIES}, description="the programmatic families to run"
+    )
+    compose_support: bool = Field(True, description="also keep the items stage-2 chains need as parents")
+    llm: LLMQuestions = LLMQuestions()
+    preview_questions: int = Field(6, ge=0, le=32)
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, v: dict[str, FamilySpec]) -> dict[str, FamilySpec]:
+        for name, spec in v.items():
+            if name not in FAMILIES:
+                raise ValueError(f"unknown question family {name!r}; known: {', '.join(FAMILIES)}")
+            for p in spec.phrasings:
+                try:
+                    slots = phrasing_slots(p)
+                except ValueError as e:
+                    raise ValueError(f"{name}: phrasing {p!r} is not a str.format template: {e}") from None
+                if slots != SLOTS[name]:
+                    want = ", ".join("{" + s + "}" for s in sorted(SLOTS[name])) or "no placeholders"
+                    raise ValueError(f"{name}: phrasing {p!r} must use exactly {want}")
+        return v
+
+    def phrasings(self, family: str) -> tuple[str, ...]:
+        return tuple(self.families[family].phrasings) or DEFAULT_PHRASINGS[family]
+
+
+class ComposeKind(_Strict):
+    max_per_image: int = Field(2, ge=0)
+
+
+class QuestionsComposedStage(_Strict):
+    seed: int = 0
+    kinds: dict[str, ComposeKind] = Field(
+        default_factory=lambda: {k: ComposeKind() for k in COMPOSE_KINDS}, description="the compositions to build"
+    )
+    rewrite: LLMCall = Field(LLMCall(), description="LLM rewrite for fluency; the verifier must still reach the gold")
+    preview_questions: int = Field(6, ge=0, le=32)
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: dict[str, ComposeKind]) -> dict[str, ComposeKind]:
+        for name in v:
+            if name not in COMPOSE_KINDS:
+                raise ValueError(f"unknown composition {name!r}; known: {', '.join(COMPOSE_KINDS)}")
+        return v
+
+
+class QuestionsStage(_Strict):
+    seed: int = 0
+    option_styles: list[Literal["(A) text", "A. text"]] = Field(["(A) text", "A. text"], min_length=1)
+    answer_formats: list[Literal["(X)", "X.", "text"]] = Field(["(X)", "X.", "text"], min_length=1)
+    preview_questions: int = Field(6, ge=0, le=32)
+
+
 class Stages(_Strict):
     images: ImagesStage = ImagesStage()
+    questions_grounded: QuestionsGroundedStage = QuestionsGroundedStage()
+    questions_composed: QuestionsComposedStage = QuestionsComposedStage()
+    questions: QuestionsStage = QuestionsStage()
 
 
 class Recipe(_Strict):

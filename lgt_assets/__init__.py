@@ -13,6 +13,9 @@ from lgt.recipe import Recipe, recipe_path  # noqa: E402
 from lgt.storage import lgt_home  # noqa: E402
 from lgt_assets.base_model import build_base_model_asset  # noqa: E402
 from lgt_assets.images import build_images_assets  # noqa: E402
+from lgt_assets.questions import build_questions_asset  # noqa: E402
+from lgt_assets.questions_composed import build_questions_composed_asset  # noqa: E402
+from lgt_assets.questions_grounded import build_questions_grounded_asset  # noqa: E402
 from resources import Engines, ParquetIOManager  # noqa: E402
 
 
@@ -21,7 +24,13 @@ def build_definitions(recipe: Recipe, base_path: str | None = None, recipe_file:
     partitions = dg.StaticPartitionsDefinition(recipe.partition_keys())
     home = base_path or lgt_home()
     return dg.Definitions(
-        assets=[build_base_model_asset(recipe), build_images_assets(recipe, partitions)],
+        assets=[
+            build_base_model_asset(recipe),
+            build_images_assets(recipe, partitions),
+            build_questions_grounded_asset(recipe, partitions),
+            build_questions_composed_asset(recipe, partitions),
+            build_questions_asset(recipe, partitions),
+        ],
         resources={
             "parquet_io": ParquetIOManager(base_path=home),
             "engines": Engines(lgt_home=home, recipe_path=str(recipe_file or recipe_path())),

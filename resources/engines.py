@@ -20,7 +20,7 @@ class Engines(dg.ConfigurableResource):
     lgt_home: str = Field(description="LGT_HOME: the call cache lives in <lgt_home>/cache/calls.sqlite")
     recipe_path: str = Field(description="the recipe whose `models` section names the roles")
 
-    _engines: dict[str, Engine] = PrivateAttr(default_factory=dict)
+    _backends: dict[str, Any] = PrivateAttr(default_factory=dict)
     _servers: list[LaunchedServer] = PrivateAttr(default_factory=list)
 
     def cache_path(self) -> Path:
@@ -34,7 +34,8 @@ class Engines(dg.ConfigurableResource):
         return str(base_model_path(recipe.base_model.checkpoint, self.lgt_home)) if model == "base_model" else model
 
     def engine(self, role_name: str, log: Any = None) -> Engine:
-        if role_name not in self._engines:
+        """A fresh Engine (its own stats) over the role's backend, which is built once per step."""
+        if role_name not in self._backends:
             role = getattr(load_recipe(self.recipe_path).models, role_name)
             model = self.model_path(role.model)
             url = None
@@ -42,26 +43,30 @@ class Engines(dg.ConfigurableResource):
                 server = LaunchedServer(role.backend, model).start()
                 self._servers.append(server)
                 url = server.base_url
-            self._engines[role_name] = Engine(make_backend(role, model, url), CallCache(self.cache_path()), log=log)
-        return self._engines[role_name]
+            self._backends[role_name] = make_backend(role, model, url)
+        return Engine(self._backends[role_name], CallCache(self.cache_path()), log=log)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        for e in self._engines.values():
-            e.backend.close()
+        for b in self._backends.values():
+            b.close()
         for s in self._servers:
             s.stop()
 
 
-def engine_metadata(engine: Engine) -> dict[str, Any]:
-    """What an LLM stage shows on its materialization: calls, cache hits, tokens, tokens/s, errors by kind."""
+def engine_metadata(engine: Engine, role: str | None = None) -> dict[str, Any]:
+    """What an LLM stage shows on its materialization: calls, cache hits, tokens, tokens/s, errors by kind.
+
+    With `role`, keys are `llm/<role>/...`, so a stage that calls several roles shows each.
+    """
     st = engine.stats.as_metadata()
+    p = f"llm/{role}/" if role else "llm/"
     return {
-        "llm/model": engine.backend.model_id,
-        "llm/calls": st["calls"],
-        "llm/cache_hits": st["cache_hits"],
-        "llm/tokens_in": st["prompt_tokens"],
-        "llm/tokens_out": st["completion_tokens"],
-        "llm/tokens_per_s": st["tokens_per_s"],
-        "llm/errors_by_kind": dg.MetadataValue.json(st["errors_by_kind"]),
-        "llm/finish_reasons": dg.MetadataValue.json(st["finish_reasons"]),
+        f"{p}model": engine.backend.model_id,
+        f"{p}calls": st["calls"],
+        f"{p}cache_hits": st["cache_hits"],
+        f"{p}tokens_in": st["prompt_tokens"],
+        f"{p}tokens_out": st["completion_tokens"],
+        f"{p}tokens_per_s": st["tokens_per_s"],
+        f"{p}errors_by_kind": dg.MetadataValue.json(st["errors_by_kind"]),
+        f"{p}finish_reasons": dg.MetadataValue.json(st["finish_reasons"]),
     }
