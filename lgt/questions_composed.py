@@ -106,18 +106,17 @@ def build_questions_composed(images: pa.Table, grounded: pa.Table, stage: Questi
                              stage1: QuestionsGroundedStage, models: Models, source: str,
                              engine_for: EngineFor | None) -> StageResult:
     start = time.perf_counter()
-    rows = images.to_pylist()
     skips: Counter = Counter()
     drafts = _composed_drafts(images.select(["image_id", "width", "height", "objects"]).to_pylist(), grounded,
                               stage1, stage, skips)
-    full = {r["image_id"]: r for r in rows}  # the rewrite's verifier needs the image bytes
-    drafts = [(full[row["image_id"]], d) for row, d in drafts]
     version = config_version("compose", stage.model_dump(mode="json", include={"seed", "kinds"}))
-    funnel: dict[str, int] = {"images": len(rows), "composed": len(drafts)}
+    funnel: dict[str, int] = {"images": images.num_rows, "composed": len(drafts)}
     outcome: Counter = Counter()
     if stage.rewrite.enabled and drafts:
         if engine_for is None:
             raise ValueError("questions_composed: the rewrite is enabled but no engine was given")
+        full = {r["image_id"]: r for r in images.to_pylist()}  # the rewrite's verifier needs the image bytes
+        drafts = [(full[row["image_id"]], d) for row, d in drafts]
         decided = _rewrite(drafts, stage, stage1, models, engine_for, outcome)
         model = engine_for(stage.rewrite.role).backend.model_id
         rewrite_version = load_prompt(REWRITE_PROMPT).version

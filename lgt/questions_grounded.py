@@ -126,14 +126,11 @@ def llm_rows(rows: list[dict[str, Any]], stage: QuestionsGroundedStage, models: 
 def verified(items: list[dict[str, Any]], rows_by_id: dict[str, dict], models: Models, engine_for: EngineFor,
              rejects: Counter, keys=None) -> list[dict[str, Any]]:
     """Keep the items whose gold option the verifier role also picks (options in the writer's order)."""
-    verifier = engine_for("verifier")
-    reqs = []
-    for it in items:
-        spec = json.loads(it["spec"])
-        reqs.append(solve_request(rows_by_id[it["image_id"]], it["question"], spec["options"], models.verifier.sampling, keys))
+    specs = [json.loads(it["spec"]) for it in items]
+    reqs = [solve_request(rows_by_id[it["image_id"]], it["question"], spec["options"], models.verifier.sampling, keys)
+            for it, spec in zip(items, specs)]
     kept = []
-    for it, req, res in zip(items, reqs, verifier.generate(reqs)):
-        spec = json.loads(it["spec"])
+    for it, spec, res in zip(items, specs, engine_for("verifier").generate(reqs)):
         s = res.samples[0]
         if not s.ok:
             rejects["verifier_failed"] += 1

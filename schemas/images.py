@@ -83,6 +83,13 @@ QUARANTINE_ARROW = pa_arrow.schema(
 )
 
 
+def is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
 def _box_problems(row: pd.Series) -> list[str]:
     out = []
     ids = set()
@@ -127,13 +134,7 @@ class ImagesSchema(pa.DataFrameModel):
     @pa.check("metadata", name="metadata_is_json_object")
     @classmethod
     def _json(cls, s: Series[str]) -> Series[bool]:
-        def ok(v: str) -> bool:
-            try:
-                return isinstance(json.loads(v), dict)
-            except ValueError:
-                return False
-
-        return s.map(ok)
+        return s.map(is_json_object)
 
     @pa.dataframe_check(name="boxes_inside_image")
     @classmethod

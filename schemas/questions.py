@@ -8,13 +8,13 @@ options shuffled and lettered, the gold letter, and the rendered prompts.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
 from pandera.typing import Series
+
+from schemas.images import is_json_object
 
 QUESTION_ORIGINS = ("template", "llm", "composed")
 STAGE1_FAMILIES = (
@@ -82,8 +82,8 @@ def _norm(s: str) -> str:
     return " ".join(str(s).lower().split())
 
 
-class QuestionItemsSchema(pa.DataFrameModel):
-    """A stage-1 or stage-2 question: one gold answer and three distinct wrong ones."""
+class _QuestionColumns(pa.DataFrameModel):
+    """The leading columns every question artifact shares."""
 
     question_id: Series[str] = pa.Field(unique=True, str_matches=_HEX32)
     image_id: Series[str] = pa.Field(str_matches=_HEX32)
@@ -93,6 +93,11 @@ class QuestionItemsSchema(pa.DataFrameModel):
     origin: Series[str] = pa.Field(isin=list(QUESTION_ORIGINS))
     hops: Series[np.int32] = pa.Field(ge=1, le=3)
     question: Series[str] = pa.Field(str_length={"min_value": 1})
+
+
+class QuestionItemsSchema(_QuestionColumns):
+    """A stage-1 or stage-2 question: one gold answer and three distinct wrong ones."""
+
     templated_question: Series[str]
     rewrite: Series[str]
     answer: Series[str] = pa.Field(str_length={"min_value": 1})
@@ -129,26 +134,12 @@ class QuestionItemsSchema(pa.DataFrameModel):
     @pa.check("spec", name="spec_is_json_object")
     @classmethod
     def _spec(cls, s: Series[str]) -> Series[bool]:
-        def ok(v: str) -> bool:
-            try:
-                return isinstance(json.loads(v), dict)
-            except ValueError:
-                return False
-
-        return s.map(ok)
+        return s.map(is_json_object)
 
 
-class QuestionsSchema(pa.DataFrameModel):
+class QuestionsSchema(_QuestionColumns):
     """A question ready to send: four distinct lettered options, the gold among them."""
 
-    question_id: Series[str] = pa.Field(unique=True, str_matches=_HEX32)
-    image_id: Series[str] = pa.Field(str_matches=_HEX32)
-    source: Series[str] = pa.Field(str_length={"min_value": 1})
-    stage: Series[np.int32] = pa.Field(isin=[1, 2])
-    family: Series[str] = pa.Field(isin=list(STAGE1_FAMILIES + STAGE2_FAMILIES))
-    origin: Series[str] = pa.Field(isin=list(QUESTION_ORIGINS))
-    hops: Series[np.int32] = pa.Field(ge=1, le=3)
-    question: Series[str] = pa.Field(str_length={"min_value": 1})
     options: Series[object]
     gold_letter: Series[str] = pa.Field(isin=list(LETTERS))
     gold_text: Series[str] = pa.Field(str_length={"min_value": 1})
