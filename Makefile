@@ -24,12 +24,14 @@ instance: .venv/.installed
 	[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/dagster instance concurrency set gpu 1 >/dev/null
 
-# The unpartitioned assets (base_model, ...) in one run, then one run per partition
-# (<source>/<shard>) of the partitioned ones: the same CLI path CI uses.
+# The unpartitioned assets (base_model) in one run, then one run per partition
+# (<source>/<shard>) of the partitioned ones, then the assets that read every
+# partition (exports): the same CLI path CI uses.
 materialize: instance
 	@log='{"loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'; \
 	single=$$($(BIN)/python -m lgt_assets.selection unpartitioned); \
 	sharded=$$($(BIN)/python -m lgt_assets.selection partitioned); \
+	after=$$($(BIN)/python -m lgt_assets.selection aggregate); \
 	if [ -n "$$single" ]; then \
 	  echo "== materializing $$single"; \
 	  $(BIN)/dagster asset materialize -m definitions --select "$$single" --config-json "$$log"; \
@@ -40,7 +42,11 @@ materialize: instance
 	  i=$$((i+1)); echo "== [$$i/$$n] materializing $$sharded for partition $$p"; \
 	  $(BIN)/dagster asset materialize -m definitions --select "$$sharded" --partition "$$p" --config-json "$$log"; \
 	done; \
-	echo "== done: $$single and $$n partitions; artifacts under $(LGT_HOME)"
+	if [ -n "$$after" ]; then \
+	  echo "== materializing $$after"; \
+	  $(BIN)/dagster asset materialize -m definitions --select "$$after" --config-json "$$log"; \
+	fi; \
+	echo "== done: $$single, $$n partitions and $$after; artifacts under $(LGT_HOME)"
 
 demo: materialize
 

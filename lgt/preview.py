@@ -74,3 +74,14 @@ def funnel_markdown(funnel: dict[str, int], rejects: dict[str, int]) -> str:
         lines += ["", "| rejected or skipped, by reason | count |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(rejects.items(), key=lambda kv: (-kv[1], kv[0])) if v]
     return "\n".join(lines)
+
+
+def traces_markdown(rows: list[dict[str, Any]], text_field: str, label_field: str, chars: int = 1200) -> str:
+    """A block per trace: its label (category, consistency, ...), the answer and the text, cut at `chars`."""
+    parts = []
+    for r in rows:
+        text = r[text_field] if len(r[text_field]) <= chars else r[text_field][:chars] + " …"
+        answer = r.get("answer") or r.get("final_answer") or ""
+        parts.append(f"**{r[label_field]}** · question {r['question_id'][:12]} · answer `{html.escape(str(answer))}`\n\n"
+                     f"```text\n{text}\n```\n")
+    return "\n---\n\n".join(parts) if parts else "_nothing kept in this partition_"

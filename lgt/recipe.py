@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -160,7 +160,7 @@ class ParquetSource(_Source):
 
 
 Source = Annotated[
-    Union[SyntheticScenesSource, CocoSource, DocciSource, ParquetSource],
+    SyntheticScenesSource | CocoSource | DocciSource | ParquetSource,
     Field(discriminator="kind"),
 ]
 
@@ -282,11 +282,105 @@ class QuestionsStage(_Strict):
     preview_questions: int = Field(6, ge=0, le=32)
 
 
+# --- traces and training data (ALGORITHMS.md §1-3; the defaults are the published values) ---
+
+LEAK_WORDS = ["description", "describe", "described", "describes", "describing", "mention", "mentioned", "mentions",
+              "text", "state", "stated", "states", "say", "says", "said", "visualize", "visualise", "caption"]
+LEAK_PHRASES = ["the image described", "the described image", "the given description", "the provided description",
+                "as described", "as mentioned", "the caption", "object list", "objects list"]
+
+
+class SimpleCotsStage(_Strict):
+    """LPT stage B: the VLM answers each question n times, its reply prefilled with <think>."""
+
+    role: RoleName = "vlm"
+    sampling: Sampling = Field(
+        Sampling(n=4, temperature=0.7, top_p=0.8, repetition_penalty=1.05, max_new_tokens=1024),
+        description="LPT: n 10 in the released code (default 4 for CPU), T 0.7, top-p 0.8, rep. penalty 1.05, 1024 tokens")
+    max_questions: int | None = Field(None, ge=0, description="questions per shard sent to the model; empty: all")
+    preview: int = Field(4, ge=0, le=32)
+
+
+class LongCotsStage(_Strict):
+    """LPT stage C: the reasoner continues each simple CoT from a cue word, reading the caption, not the image."""
+
+    role: RoleName = "reasoner"
+    sampling: Sampling = Field(
+        Sampling(n=3, temperature=0.7, top_p=0.8, top_k=50, repetition_penalty=1.05, max_new_tokens=256),
+        description="LPT: n 3-5, T 0.7, top-p 0.8, top-k 50, rep. penalty 1.05, about 256 new tokens")
+    cues: list[str] = Field(["Wait,", "Hmm,", "Alternatively,"], min_length=1)
+    banned_words: list[str] = Field(LEAK_WORDS, description="banned at decode time where the backend can, and filtered after")
+    leak_phrases: list[str] = Field(LEAK_PHRASES, description="filtered after decoding")
+    max_cots: int | None = Field(None, ge=0, description="simple CoTs per shard expanded; empty: all")
+    seed: int = 0
+    preview: int = Field(4, ge=0, le=32)
+
+
+class FourPhaseStage(_Strict):
+    """MMFR distillation: extract, set up, execute, validate; then the quality filters and the answer check."""
+
+    enabled: bool = True
+    role: RoleName = "vlm"
+    sampling: Sampling = Field(Sampling(n=1, temperature=1.0, top_p=0.95, max_new_tokens=16384),
+                               description="MMFR teacher: T 1.0, top-p 0.95, up to 16K tokens")
+    min_words: int = Field(100, ge=0, description="shorter traces are dropped")
+    ngram: int = Field(50, ge=1, description="the repetition filter's n-gram length, in words")
+    max_ngram_repeats: int = Field(3, ge=2, description="a trace in which any n-gram occurs this often is dropped")
+    judge: bool = Field(True, description="the verifier role judges answers that matching cannot decide")
+    max_questions: int | None = Field(None, ge=0, description="questions per shard sent to the teacher; empty: all")
+    preview: int = Field(2, ge=0, le=32)
+
+
+class DifficultyStage(_Strict):
+    """MMFR difficulty: the small solver answers each question k = sampling.n times; pass rate = correct / k."""
+
+    role: RoleName = "small_solver"
+    sampling: Sampling = Field(Sampling(n=4, temperature=0.7, top_p=0.8, max_new_tokens=1024),
+                               description="n is k, the attempts per question (MMFR: 4)")
+    max_questions: int | None = Field(None, ge=0, description="questions per shard; empty: all")
+    histogram_bins: int = Field(0, ge=0, description="0: one bin per possible pass rate (k + 1 bins)")
+
+
+class SftStage(_Strict):
+    """LPT's SFT construction, plus the MMFR traces that passed every filter."""
+
+    fraction: float = Field(0.10, gt=0, le=1, description="share of O and O->O traces kept")
+    rank_decay: float = Field(0.5, gt=0, le=1, description="within a question, weight = rank_decay ** rank by length")
+    min_per_question: int = Field(1, ge=1, description="the equal per-question quota is at least this")
+    seed: int = 0
+    four_phase: Literal["none", "all", "pass_rate_below_1", "pass_rate_zero"] = Field(
+        "all", description="which consistent four-phase traces join, by the small solver's pass rate")
+
+
+class DpoStage(_Strict):
+    rules: list[Literal["O>O->X", "X->O>X->X", "X->O>X", "O>X", "O>X->X"]] = Field(
+        ["O>O->X", "X->O>X->X", "X->O>X", "O>X", "O>X->X"], min_length=1,
+        description="LPT's pair rules, in the order pairs are kept when deduplicating (the released config trains on X->O only)")
+
+
+class RlStage(_Strict):
+    subset: Literal["all", "pass_rate_below_1", "pass_rate_zero"] = Field("all", description="questions kept, by pass rate")
+
+
+class ExportsStage(_Strict):
+    name: str | None = Field(None, description="dataset name in the card and LLaMA-Factory entries; empty: the recipe's name")
+    trl_images: bool = Field(True, description="TRL/LLaMA-Factory files carry the image; false: its text stand-in "
+                                              "(for text-only models, as the CPU demo's traces were made)")
+
+
 class Stages(_Strict):
     images: ImagesStage = ImagesStage()
     questions_grounded: QuestionsGroundedStage = QuestionsGroundedStage()
     questions_composed: QuestionsComposedStage = QuestionsComposedStage()
     questions: QuestionsStage = QuestionsStage()
+    simple_cots: SimpleCotsStage = SimpleCotsStage()
+    long_cots: LongCotsStage = LongCotsStage()
+    four_phase: FourPhaseStage = FourPhaseStage()
+    difficulty: DifficultyStage = DifficultyStage()
+    sft_data: SftStage = SftStage()
+    dpo_pairs: DpoStage = DpoStage()
+    rl_prompts: RlStage = RlStage()
+    exports: ExportsStage = ExportsStage()
 
 
 class Recipe(_Strict):

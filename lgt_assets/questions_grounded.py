@@ -1,7 +1,7 @@
 """`questions_grounded`: stage-1 questions for one shard (programmatic families + LLM-written MCQs)."""
 
-import pyarrow as pa
 import dagster as dg
+import pyarrow as pa
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from lgt.preview import funnel_markdown, questions_markdown
@@ -23,6 +23,7 @@ def question_metadata(result, images: pa.Table, n_preview: int) -> dict:
     return {
         "dagster/row_count": result.table.num_rows,
         "funnel": dg.MetadataValue.md(funnel_markdown(result.funnel, dict(result.rejects))),
+        "funnel_counts": dg.MetadataValue.json([[k, v] for k, v in result.funnel.items()]),  # pairs: JSON keys get sorted
         "by_family": dg.MetadataValue.json(dict(sorted(result.by_family.items()))),
         "rejects_by_reason": dg.MetadataValue.json(dict(sorted(result.rejects.items()))),
         "questions_per_second": round(result.table.num_rows / max(result.seconds, 1e-9), 1),

@@ -1,7 +1,8 @@
-"""`python -m lgt_assets.selection partitioned|unpartitioned`: asset keys for `dagster asset materialize --select`.
+"""`python -m lgt_assets.selection unpartitioned|partitioned|aggregate`: asset keys for `dagster asset materialize --select`.
 
-A run takes either one partition of the partitioned assets or the unpartitioned ones, so `make demo`
-materializes the unpartitioned assets once and then each partition.
+A run takes either one partition of the partitioned assets or unpartitioned ones, so `make demo`
+materializes the unpartitioned assets that come first (base_model), then each partition, then the
+unpartitioned assets that read every partition (exports).
 """
 
 import sys
@@ -9,17 +10,26 @@ import sys
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 
+PHASES = ("unpartitioned", "partitioned", "aggregate")
 
-def keys(partitioned: bool) -> list[str]:
+
+def keys(phase: str) -> list[str]:
     graph = build_definitions(load_recipe()).resolve_asset_graph()
-    return sorted(
-        k.to_user_string() for k in graph.get_all_asset_keys()
-        if graph.get(k).is_materializable and (graph.get(k).partitions_def is not None) == partitioned
-    )
+
+    def partitioned(k) -> bool:
+        return graph.get(k).partitions_def is not None
+
+    def phase_of(k) -> str:
+        if partitioned(k):
+            return "partitioned"
+        return "aggregate" if any(partitioned(p) for p in graph.get(k).parent_keys) else "unpartitioned"
+
+    return sorted(k.to_user_string() for k in graph.get_all_asset_keys()
+                  if graph.get(k).is_materializable and phase_of(k) == phase)
 
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "partitioned"
-    if which not in ("partitioned", "unpartitioned"):
-        sys.exit("usage: python -m lgt_assets.selection partitioned|unpartitioned")
-    print(",".join(keys(which == "partitioned")))
+    if which not in PHASES:
+        sys.exit(f"usage: python -m lgt_assets.selection {'|'.join(PHASES)}")
+    print(",".join(keys(which)))

@@ -1,0 +1,49 @@
+"""What the trace stages share: which questions a shard sends, how a question is sent, and row ids."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lgt.engines import Engine, ImageInput, Request, Sampling
+from lgt.stand_in import stand_in
+
+EngineFor = Callable[[str], Engine]
+
+
+def row_id(*parts: Any) -> str:
+    """A content id: 32 hex characters of the parts' sha256."""
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def pick_questions(questions: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """Up to `limit` questions, stage 1 and stage 2 taken in turn (each in question-id order), so both get traces."""
+    if limit is None or limit >= len(questions):
+        return questions
+    by_stage: dict[int, list[dict]] = {}
+    for q in sorted(questions, key=lambda q: q["question_id"]):
+        by_stage.setdefault(q["stage"], []).append(q)
+    lanes = [by_stage[s] for s in sorted(by_stage)]
+    out: list[dict] = []
+    i = 0
+    while len(out) < limit:
+        lane = lanes[i % len(lanes)]
+        if lane:
+            out.append(lane.pop(0))
+        i += 1
+    return out
+
+
+def question_request(question: dict[str, Any], image: dict[str, Any], sampling: Sampling, prefill: str = "",
+                     keys: Sequence[str] | None = None) -> Request:
+    """A formatted question as LPT sends it: its system prompt, then the image and the lettered options."""
+    img = ImageInput(image["image"]["bytes"], stand_in=stand_in(image, keys))
+    return Request(
+        messages=[
+            {"role": "system", "content": question["system_prompt"]},
+            {"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": question["user_prompt"]}]},
+        ],
+        prefill=prefill,
+        sampling=sampling,
+    )
