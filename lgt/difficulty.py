@@ -19,7 +19,7 @@ from lgt.mcq_parse import extract_choice
 from lgt.question_rows import StageResult
 from lgt.recipe import DifficultyStage
 from lgt.trace_parse import letter
-from lgt.trace_requests import EngineFor, pick_questions, question_request
+from lgt.trace_requests import EngineFor, question_requests
 from schemas.traces import DIFFICULTY_ARROW
 
 
@@ -32,10 +32,10 @@ def pass_rate_histogram(rates: list[float], k: int) -> dict[str, int]:
 def build_difficulty(questions: pa.Table, images: pa.Table, stage: DifficultyStage, engine_for: EngineFor,
                      keys: Sequence[str] | None = None) -> StageResult:
     start = time.perf_counter()
-    sent = pick_questions(questions.to_pylist(), stage.max_questions)
     by_image = {r["image_id"]: r for r in images.to_pylist()}
+    sent, requests = question_requests(questions.to_pylist(), by_image, stage.max_questions, stage.sampling, "", keys)
     engine = engine_for(stage.role)
-    results = engine.generate([question_request(q, by_image[q["image_id"]], stage.sampling, "", keys) for q in sent])
+    results = engine.generate(requests)
     k = stage.sampling.n
     rejects: Counter = Counter()
     rows: list[dict[str, Any]] = []

@@ -12,7 +12,6 @@ shows both; the training sets take the consistent ones.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -24,32 +23,20 @@ from lgt.engines import Request
 from lgt.prompts import load_prompt
 from lgt.question_rows import StageResult
 from lgt.recipe import FourPhaseStage, Sampling
-from lgt.trace_parse import LETTERS, choice_of, four_phase_structure, judge_verdict, repeated_ngram
-from lgt.trace_requests import EngineFor, pick_questions, question_request, row_id
+from lgt.trace_parse import LETTERS, choice_of, four_phase_structure, judge_verdict, last_answer, repeated_ngram
+from lgt.trace_requests import EngineFor, question_requests, row_id
 from schemas.traces import FOUR_PHASE_ARROW
 
 PROMPT = "four_phase.j2"
 JUDGE_PROMPT = "judge_equivalence.j2"
 PREFILL = "<think>"
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
-
-
-def _final_answer(text: str) -> str:
-    found = _ANSWER.findall(text)
-    return found[-1].strip() if found else ""
-
-
-def four_phase_requests(questions: pa.Table, images: pa.Table, stage: FourPhaseStage,
+def four_phase_requests(questions: pa.Table, by_image: dict[str, dict[str, Any]], stage: FourPhaseStage,
                         keys: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], list[Request]]:
     """The teacher's requests: the question's own system prompt replaced by the four-phase one."""
-    sent = pick_questions(questions.to_pylist(), stage.max_questions)
-    by_image = {r["image_id"]: r for r in images.to_pylist()}
+    sent, requests = question_requests(questions.to_pylist(), by_image, stage.max_questions, stage.sampling, PREFILL, keys)
     prompt = load_prompt(PROMPT)
-    requests = []
-    for q in sent:
-        req = question_request(q, by_image[q["image_id"]], stage.sampling, PREFILL, keys)
+    for q, req in zip(sent, requests):
         req.messages[0] = {"role": "system", "content": prompt.render(answer_format=q["answer_format"])}
-        requests.append(req)
     return sent, requests
 
 
@@ -64,8 +51,8 @@ def judge_requests(rows: list[dict[str, Any]], questions: dict[str, dict[str, An
 def build_four_phase(questions: pa.Table, images: pa.Table, stage: FourPhaseStage, judge_sampling: Sampling,
                      engine_for: EngineFor, keys: Sequence[str] | None = None) -> StageResult:
     start = time.perf_counter()
-    sent, requests = four_phase_requests(questions, images, stage, keys)
     by_image = {r["image_id"]: r for r in images.to_pylist()}
+    sent, requests = four_phase_requests(questions, by_image, stage, keys)
     prompt = load_prompt(PROMPT)
     engine = engine_for(stage.role)
     results = engine.generate(requests)
@@ -86,7 +73,7 @@ def build_four_phase(questions: pa.Table, images: pa.Table, stage: FourPhaseStag
             if repeated_ngram(response, stage.ngram, stage.max_ngram_repeats):
                 rejects["repetition"] += 1
                 continue
-            final = _final_answer(response)
+            final = last_answer(response)
             if not final:
                 rejects["structure/empty_answer"] += 1
                 continue

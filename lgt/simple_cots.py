@@ -19,7 +19,7 @@ from lgt.engines import Request
 from lgt.question_rows import StageResult
 from lgt.recipe import SimpleCotsStage
 from lgt.trace_parse import Parsed, choice_of, letter, parse_think_answer
-from lgt.trace_requests import EngineFor, pick_questions, question_request, row_id
+from lgt.trace_requests import EngineFor, question_requests, row_id
 from schemas.traces import SIMPLE_COTS_ARROW
 
 PREFILL = "<think>"
@@ -28,9 +28,8 @@ PREFILL = "<think>"
 def simple_cot_requests(questions: pa.Table, images: pa.Table, stage: SimpleCotsStage,
                         keys: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], list[Request]]:
     """The questions this shard sends and one request (n samples) each."""
-    sent = pick_questions(questions.to_pylist(), stage.max_questions)
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    return sent, [question_request(q, by_image[q["image_id"]], stage.sampling, PREFILL, keys) for q in sent]
+    return question_requests(questions.to_pylist(), by_image, stage.max_questions, stage.sampling, PREFILL, keys)
 
 
 def build_simple_cots(questions: pa.Table, images: pa.Table, stage: SimpleCotsStage, engine_for: EngineFor,

@@ -51,6 +51,12 @@ def parse_think_answer(text: str) -> Parsed | str:
     return Parsed(thought, answer) if answer else "empty_answer"
 
 
+def last_answer(text: str) -> str:
+    """The content of the last <answer> … </answer> anywhere in `text`, stripped; "" when there is none."""
+    found = _ANSWER.findall(text)
+    return found[-1].strip() if found else ""
+
+
 def choice_of(answer: str, options: Sequence[str]) -> int | None:
     """The option an answer names in an accepted form: (B), B, B., the option's text, or "(B) text"; else None."""
     a = answer.strip().strip("*").strip()

@@ -35,6 +35,14 @@ def pick_questions(questions: list[dict[str, Any]], limit: int | None) -> list[d
     return out
 
 
+def question_requests(questions: list[dict[str, Any]], images: dict[str, dict[str, Any]], limit: int | None,
+                      sampling: Sampling, prefill: str = "", keys: Sequence[str] | None = None,
+                      ) -> tuple[list[dict[str, Any]], list[Request]]:
+    """The questions a shard sends (`pick_questions`) and one request each."""
+    sent = pick_questions(questions, limit)
+    return sent, [question_request(q, images[q["image_id"]], sampling, prefill, keys) for q in sent]
+
+
 def question_request(question: dict[str, Any], image: dict[str, Any], sampling: Sampling, prefill: str = "",
                      keys: Sequence[str] | None = None) -> Request:
     """A formatted question as LPT sends it: its system prompt, then the image and the lettered options."""

@@ -4,26 +4,19 @@ import dagster as dg
 import pyarrow as pa
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from lgt.preview import funnel_markdown
 from lgt.question_rows import StageResult
 from lgt.recipe import Recipe
 from lgt.storage import table_digest
 from lgt.training_data import build_dpo, build_rl, build_sft
 from lgt_assets.images import schema_check
+from lgt_assets.traces import stage_metadata
 from lgt_assets.versions import stage_code_version
 from schemas.traces import FOUR_PHASE_ARROW, DpoSchema, RlSchema, SftSchema
 
 
 def _metadata(result: StageResult, label: str) -> dict:
     by_split = {s: result.table.filter(pa.compute.equal(result.table["split"], s)).num_rows for s in ("stage1", "stage2")}
-    return {
-        "dagster/row_count": result.table.num_rows,
-        "funnel": dg.MetadataValue.md(funnel_markdown(result.funnel, dict(result.rejects))),
-        "funnel_counts": dg.MetadataValue.json([[k, v] for k, v in result.funnel.items()]),  # pairs: JSON keys get sorted
-        "rejects_by_reason": dg.MetadataValue.json(dict(sorted((+result.rejects).items()))),  # zero counts dropped
-        "by_split": dg.MetadataValue.json(by_split),
-        label: dg.MetadataValue.json(dict(sorted(result.by_family.items()))),
-    }
+    return {**stage_metadata(result, label), "by_split": dg.MetadataValue.json(by_split)}
 
 
 def _dataset_asset(recipe: Recipe, partitions: dg.PartitionsDefinition, *, name: str, ins: list[str], schema,

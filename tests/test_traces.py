@@ -31,7 +31,7 @@ from lgt.trace_parse import (
     parse_think_answer,
     repeated_ngram,
 )
-from lgt.trace_requests import pick_questions, question_request
+from lgt.trace_requests import pick_questions, question_requests
 from schemas.traces import SIMPLE_COTS_ARROW, DifficultySchema, FourPhaseSchema, LongCotsSchema, SimpleCotsSchema
 
 OPTIONS = ["red", "dark red", "blue", "green"]
@@ -239,7 +239,7 @@ def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
     images, questions, keys = shard
     stage = FourPhaseStage(max_questions=1, min_words=20, ngram=5, max_ngram_repeats=3,
                            sampling=Sampling(n=6, temperature=1.0, max_new_tokens=256))
-    sent, requests = four_phase_requests(questions, images, stage, keys)
+    sent, requests = four_phase_requests(questions, {r["image_id"]: r for r in images.to_pylist()}, stage, keys)
     q = sent[0]
     assert "four phases" in requests[0].messages[0]["content"] and requests[0].prefill == "<think>"
     body = " ".join(f"step{i}" for i in range(25))
@@ -274,9 +274,8 @@ def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
 def test_difficulty_pass_rates_subsets_and_histogram(shard, tf_backend, tmp_path):
     images, questions, keys = shard
     stage = DifficultyStage(max_questions=3, sampling=Sampling(n=4, temperature=0.7, max_new_tokens=32))
-    sent = pick_questions(questions.to_pylist(), 3)
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    requests = [question_request(q, by_image[q["image_id"]], stage.sampling, "", keys) for q in sent]
+    sent, requests = question_requests(questions.to_pylist(), by_image, 3, stage.sampling, "", keys)
     rec = Recorded(tf_backend, tmp_path)
     g = [q["gold_letter"] for q in sent]
     w = [next(L for L in "ABCD" if L != x) for x in g]
