@@ -12,7 +12,7 @@ PORT ?= 3000
 BIN := .venv/bin
 LOG_LEVEL ?= INFO
 
-.PHONY: demo test ui instance materialize clean
+.PHONY: demo test lint ui instance materialize clean
 
 .venv/.installed: pyproject.toml scripts/setup-venv.sh
 	scripts/setup-venv.sh dev
@@ -52,6 +52,11 @@ demo: materialize
 
 test: .venv/.installed
 	$(BIN)/python -m pytest -q
+
+# ruff: the formatter and the linter (pyproject.toml [tool.ruff]); CI runs the same
+lint: .venv/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 ui: instance
 	@echo "Dagster UI on http://127.0.0.1:$(PORT)"

@@ -24,7 +24,9 @@ def offline_tiktoken() -> None:
     import tiktoken
 
     byte_level = tiktoken.Encoding(
-        name="cl100k_base", pat_str=r"[\s\S]", mergeable_ranks={bytes([i]): i for i in range(256)},
+        name="cl100k_base",
+        pat_str=r"[\s\S]",
+        mergeable_ranks={bytes([i]): i for i in range(256)},
         special_tokens={"<|endoftext|>": 256},
     )
     tiktoken.get_encoding = lambda name: byte_level
@@ -37,18 +39,29 @@ def curator_run() -> dict:
     from bespokelabs import curator
 
     llm = curator.LLM(
-        model_name=spec["model"], backend="openai", generation_params=params,
-        backend_params={"base_url": spec["base_url"], "api_key": "EMPTY", "max_retries": 3,
-                        "invalid_finish_reasons": ["content_filter"],  # a length-capped answer is an answer here
-                        # Curator paces by rate limits, not a concurrency cap: set them out of the way
-                        "max_requests_per_minute": 100_000, "max_tokens_per_minute": 100_000_000},
+        model_name=spec["model"],
+        backend="openai",
+        generation_params=params,
+        backend_params={
+            "base_url": spec["base_url"],
+            "api_key": "EMPTY",
+            "max_retries": 3,
+            "invalid_finish_reasons": ["content_filter"],  # a length-capped answer is an answer here
+            # Curator paces by rate limits, not a concurrency cap: set them out of the way
+            "max_requests_per_minute": 100_000,
+            "max_tokens_per_minute": 100_000_000,
+        },
     )
     t0 = time.perf_counter()
     response = llm(spec["prompts"])
     secs = time.perf_counter() - t0
     data = response.dataset if hasattr(response, "dataset") else response
-    return {"tool": "curator", "version": version("bespokelabs-curator"), "seconds": secs,
-            "outputs": [r or "" for r in data["response"]]}
+    return {
+        "tool": "curator",
+        "version": version("bespokelabs-curator"),
+        "seconds": secs,
+        "outputs": [r or "" for r in data["response"]],
+    }
 
 
 def distilabel_run() -> dict:
@@ -61,13 +74,22 @@ def distilabel_run() -> dict:
     t0 = time.perf_counter()
     # a distilabel step hands its LLM input batches; the batch size plays the concurrency's part
     for i in range(0, len(prompts), spec["concurrency"]):
-        batch = llm.generate_outputs(inputs=prompts[i : i + spec["concurrency"]], num_generations=1,
-                                     max_new_tokens=spec["max_tokens"], temperature=0.7, top_p=0.8)
+        batch = llm.generate_outputs(
+            inputs=prompts[i : i + spec["concurrency"]],
+            num_generations=1,
+            max_new_tokens=spec["max_tokens"],
+            temperature=0.7,
+            top_p=0.8,
+        )
         for item in batch:
             gens = item["generations"] if isinstance(item, dict) else item
             outputs.append(gens[0] or "")
-    return {"tool": "distilabel", "version": version("distilabel"), "seconds": time.perf_counter() - t0,
-            "outputs": outputs}
+    return {
+        "tool": "distilabel",
+        "version": version("distilabel"),
+        "seconds": time.perf_counter() - t0,
+        "outputs": outputs,
+    }
 
 
 for run in (curator_run, distilabel_run):

@@ -31,8 +31,24 @@ from lgt.engines.openai_backend import OpenAIBackend  # noqa: E402
 from lgt.engines.server import LaunchedServer  # noqa: E402
 from lgt.storage import lgt_home  # noqa: E402
 
-TOPICS = ["rivers", "owls", "bridges", "volcanoes", "tea", "chess", "glaciers", "violins", "deserts", "robots",
-          "bees", "lighthouses", "maps", "comets", "orchards", "trains"]
+TOPICS = [
+    "rivers",
+    "owls",
+    "bridges",
+    "volcanoes",
+    "tea",
+    "chess",
+    "glaciers",
+    "violins",
+    "deserts",
+    "robots",
+    "bees",
+    "lighthouses",
+    "maps",
+    "comets",
+    "orchards",
+    "trains",
+]
 
 
 def prompts(n: int) -> list[str]:
@@ -43,8 +59,10 @@ def prompts(n: int) -> list[str]:
 
 
 async def _post(reader, writer, port: int, body: bytes) -> dict:
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n" % (port, len(body)) + body)
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % (port, len(body)) + body
+    )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     length = next(int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:"))
@@ -61,8 +79,16 @@ async def plain_load(port: int, model: str, texts: list[str], concurrency: int, 
         reader, writer = await asyncio.open_connection("127.0.0.1", port)  # one keep-alive connection each
         while not queue.empty():
             i, t = queue.get_nowait()
-            body = json.dumps({"model": model, "messages": [{"role": "user", "content": t}], "max_tokens": max_tokens,
-                               "temperature": 0.7, "top_p": 0.8, "seed": i}).encode()
+            body = json.dumps(
+                {
+                    "model": model,
+                    "messages": [{"role": "user", "content": t}],
+                    "max_tokens": max_tokens,
+                    "temperature": 0.7,
+                    "top_p": 0.8,
+                    "seed": i,
+                }
+            ).encode()
             out[i] = (await _post(reader, writer, port, body))["choices"][0]["message"]["content"] or ""
         writer.close()
 
@@ -85,8 +111,11 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--peers", help="python of a venv with bespokelabs-curator and distilabel")
     ap.add_argument("--rounds", type=int, default=2, help="HTTP clients run this many times; medians are compared")
-    ap.add_argument("--only", default="ours,plain,sequential,curator,distilabel,inprocess,warm",
-                    help="comma-separated subset of the runs")
+    ap.add_argument(
+        "--only",
+        default="ours,plain,sequential,curator,distilabel,inprocess,warm",
+        help="comma-separated subset of the runs",
+    )
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -108,15 +137,20 @@ def main() -> None:
         print(f"  {name:<44} {len(outs):>4} prompts {n:>6} tokens {secs:>7.1f} s {n / secs:>7.1f} tok/s", flush=True)
         return n / secs
 
-    print(f"model {model}\nserver: transformers serve --continuous-batching (CPU), {os.cpu_count()} cores, "
-          f"concurrency {args.concurrency}, max_tokens {args.max_tokens}", flush=True)
+    print(
+        f"model {model}\nserver: transformers serve --continuous-batching (CPU), {os.cpu_count()} cores, "
+        f"concurrency {args.concurrency}, max_tokens {args.max_tokens}",
+        flush=True,
+    )
     with LaunchedServer("transformers", model, extra_args=["--device", "cpu"], env={"HF_HUB_OFFLINE": "1"}) as server:
         port = server.port
         # warm-up: a few full waves, so the first measured client does not pay for the server's start
         asyncio.run(plain_load(port, model, prompts(4 * args.concurrency), args.concurrency, args.max_tokens))
         sampling = dict(temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
-        reqs = [Request(messages=[{"role": "user", "content": t}], sampling=Sampling(seed=i, **sampling))
-                for i, t in enumerate(texts)]
+        reqs = [
+            Request(messages=[{"role": "user", "content": t}], sampling=Sampling(seed=i, **sampling))
+            for i, t in enumerate(texts)
+        ]
         backend = OpenAIBackend(server.base_url, model, max_concurrency=args.concurrency)
         rates: dict[str, list[float]] = {}
 
@@ -125,8 +159,9 @@ def main() -> None:
                 return
             fresh = CallCache(Path(tempfile.mkdtemp()) / "calls.sqlite")  # a cold cache each round: all calls made
             res, secs = timed(lambda: Engine(backend, fresh).generate(reqs))
-            rates.setdefault("ours", []).append(record("ours: Engine + OpenAIBackend + call cache",
-                                                       [r.samples[0].text for r in res], secs))
+            rates.setdefault("ours", []).append(
+                record("ours: Engine + OpenAIBackend + call cache", [r.samples[0].text for r in res], secs)
+            )
 
         def run_plain():
             if "plain" not in only:
@@ -138,22 +173,37 @@ def main() -> None:
             tools = [t for t in ("curator", "distilabel") if t in only]
             if not args.peers or not tools:
                 return
-            spec = json.dumps({"base_url": server.base_url, "model": model, "prompts": texts, "tools": tools,
-                               "max_tokens": args.max_tokens, "concurrency": args.concurrency})
-            out = subprocess.run([args.peers, str(Path(__file__).with_name("engine_peers.py"))], input=spec,
-                                 capture_output=True, text=True, timeout=3600)
+            spec = json.dumps(
+                {
+                    "base_url": server.base_url,
+                    "model": model,
+                    "prompts": texts,
+                    "tools": tools,
+                    "max_tokens": args.max_tokens,
+                    "concurrency": args.concurrency,
+                }
+            )
+            out = subprocess.run(
+                [args.peers, str(Path(__file__).with_name("engine_peers.py"))],
+                input=spec,
+                capture_output=True,
+                text=True,
+                timeout=3600,
+            )
             for line in out.stderr.splitlines():
                 if " failed: " in line:
                     print("  " + line)
             for line in out.stdout.splitlines():
                 if line.startswith("{"):
                     r = json.loads(line)
-                    rates.setdefault(r["tool"], []).append(record(f"{r['tool']} {r['version']}", r["outputs"], r["seconds"]))
+                    rates.setdefault(r["tool"], []).append(
+                        record(f"{r['tool']} {r['version']}", r["outputs"], r["seconds"])
+                    )
 
         # rounds in alternating order, so drift in the server or the machine hits every client alike
         for rnd in range(args.rounds):
             print(f" round {rnd + 1}/{args.rounds}", flush=True)
-            for run in ((run_ours, run_plain, run_peers) if rnd % 2 == 0 else (run_peers, run_plain, run_ours)):
+            for run in (run_ours, run_plain, run_peers) if rnd % 2 == 0 else (run_peers, run_plain, run_ours):
                 run()
         seq = None
         if "sequential" in only:
@@ -194,15 +244,16 @@ def main() -> None:
         def plain_generate():
             outs = []
             for r in few:
-                ids = tok.apply_chat_template(r.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+                ids = tok.apply_chat_template(
+                    r.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                )
                 with torch.inference_mode():
                     o = hf.generate(**ids, do_sample=True, temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
-                outs.append(tok.decode(o[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+                outs.append(tok.decode(o[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
             return outs
 
         outs, secs = timed(plain_generate)
         hf_rate = record("in-process: plain model.generate, one at a time", outs, secs)
-
 
     print(f"\nratios of median tokens/s over {args.rounds} round(s)")
     if ours and plain:

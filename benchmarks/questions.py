@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lgt.images import Limits, build_shard  # noqa: E402
-from lgt.question_rows import items_table  # noqa: E402
-from lgt.questions import build_questions  # noqa: E402
-from lgt.questions_composed import build_questions_composed  # noqa: E402
-from lgt.questions_grounded import template_rows  # noqa: E402
+from lgt.images.sources import read_shard  # noqa: E402
+from lgt.images.validate import Limits, build_shard  # noqa: E402
+from lgt.questions.composed import build_questions_composed  # noqa: E402
+from lgt.questions.format import build_questions  # noqa: E402
+from lgt.questions.grounded import template_rows  # noqa: E402
+from lgt.questions.rows import items_table  # noqa: E402
 from lgt.recipe import load_recipe  # noqa: E402
-from lgt.sources import read_shard  # noqa: E402
 from lgt.storage import write_table  # noqa: E402
 
 TARGET_STAGE1, TARGET_STAGE2 = 20_000, 5_000
@@ -55,17 +55,23 @@ TARGET_STAGE1, TARGET_STAGE2 = 20_000, 5_000
 def stages(recipe, cap: int | None):
     s1 = recipe.stages.questions_grounded
     if cap is not None:
-        s1 = s1.model_copy(update={"families": {k: v.model_copy(update={"max_per_image": cap}) for k, v in s1.families.items()}})
+        s1 = s1.model_copy(
+            update={"families": {k: v.model_copy(update={"max_per_image": cap}) for k, v in s1.families.items()}}
+        )
     s1 = s1.model_copy(update={"llm": s1.llm.model_copy(update={"enabled": False})})
     s2 = recipe.stages.questions_composed
     s2 = s2.model_copy(update={"rewrite": s2.rewrite.model_copy(update={"enabled": False})})
     if cap is not None and cap > 2:  # more stage-1 parents per image: compose more from them too
-        s2 = s2.model_copy(update={"kinds": {k: v.model_copy(update={"max_per_image": cap // 2}) for k, v in s2.kinds.items()}})
+        s2 = s2.model_copy(
+            update={"kinds": {k: v.model_copy(update={"max_per_image": cap // 2}) for k, v in s2.kinds.items()}}
+        )
     return s1, s2
 
 
 def shard_images(recipe, shard: int, n: int):
-    src = recipe.sources[0].model_copy(update={"images_per_shard": n, "shards": max(shard + 1, recipe.sources[0].shards)})
+    src = recipe.sources[0].model_copy(
+        update={"images_per_shard": n, "shards": max(shard + 1, recipe.sources[0].shards)}
+    )
     return build_shard(read_shard(src, shard), Limits()).images
 
 
@@ -75,7 +81,9 @@ def throughput(n_images: int, repeats: int) -> None:
     recipe = load_recipe()
     images = shard_images(recipe, 0, n_images)
     rows = images.select(["image_id", "width", "height", "objects"]).to_pylist()
-    print(f"{n_images} scenes ({sum(len(r['objects']) for r in rows) / n_images:.1f} objects each), pinned to CPU {cpu}\n")
+    print(
+        f"{n_images} scenes ({sum(len(r['objects']) for r in rows) / n_images:.1f} objects each), pinned to CPU {cpu}\n"
+    )
     print(f"{'case':<34}{'per image':>10}{'best q/s':>11}{'median q/s':>12}")
     for cap in (2, 4, 6, 10):
         s1, s2 = stages(recipe, cap)
@@ -127,12 +135,19 @@ def memory(per_shard: int, cases: list[int]) -> None:
     print(f"{'shards':>7}{'questions':>11}{'after imports MiB':>19}{'peak MiB':>10}{'above imports':>15}")
     peaks = {}
     for n in cases:
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--per-shard", str(per_shard)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(n), "--per-shard", str(per_shard)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         peaks[n] = r["peak_mib"] - r["base_mib"]
         print(f"{n:>7}{r['questions']:>11}{r['base_mib']:>19.0f}{r['peak_mib']:>10.0f}{peaks[n]:>15.1f}")
-    print(f"peak above imports, {cases[-1]} shards / {cases[0]} shard: {peaks[cases[-1]] / max(peaks[cases[0]], 1e-9):.2f}x")
+    print(
+        f"peak above imports, {cases[-1]} shards / {cases[0]} shard: "
+        f"{peaks[cases[-1]] / max(peaks[cases[0]], 1e-9):.2f}x"
+    )
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def proc_status_kib(key: str) -> int:
 
 
 def make_source(shards: int, images_per_shard: int, size: int, compress_level: int = 1):
-    from lgt.recipe import SyntheticScenesSource
+    from lgt.images.sources import SyntheticScenesSource
 
     return SyntheticScenesSource(
         kind="synthetic_scenes",
@@ -100,7 +100,12 @@ def png_up_filter(a: np.ndarray, level: int = 1) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+        + chunk(b"IEND", b"")
+    )
 
 
 def keys_of(src) -> list[tuple[int, int]]:
@@ -108,10 +113,10 @@ def keys_of(src) -> list[tuple[int, int]]:
 
 
 def throughput(n_images: int, repeats: int, size: int, images_per_shard: int) -> dict:
-    from lgt.images import build_shard
-    from lgt.scene_caption import caption
-    from lgt.scenes import generate_scene, render
-    from lgt.sources.synthetic import read_synthetic
+    from lgt.images.captions import caption
+    from lgt.images.scenes import generate_scene, render
+    from lgt.images.sources.synthetic import read_synthetic
+    from lgt.images.validate import build_shard
     from lgt.storage import artifact_path, write_table
 
     ips = min(images_per_shard, n_images)
@@ -133,6 +138,7 @@ def throughput(n_images: int, repeats: int, size: int, images_per_shard: int) ->
         def run():
             out = [len(render(gen(s, i), level)) for s, i in keys]
             sizes[level] = out
+
         return run
 
     def case_gen_render_caption():
@@ -276,8 +282,8 @@ def print_throughput(res: dict, cpu: int, repeats: int) -> None:
 def memory_child(shards: int, images_per_shard: int, size: int) -> None:
     """Run in a fresh interpreter: materialize `shards` shards, print one JSON line."""
     cpu = pin_one_cpu()
-    from lgt.images import build_shard
-    from lgt.sources.synthetic import read_synthetic
+    from lgt.images.sources.synthetic import read_synthetic
+    from lgt.images.validate import build_shard
     from lgt.storage import artifact_path, write_table
 
     src = make_source(shards, images_per_shard, size)
@@ -315,7 +321,16 @@ def memory_child(shards: int, images_per_shard: int, size: int) -> None:
 def memory(shard_counts: list[int], images_per_shard: int, size: int) -> list[dict]:
     out = []
     for n in shard_counts:
-        cmd = [sys.executable, __file__, "--_memory-child", str(n), "--images-per-shard", str(images_per_shard), "--size", str(size)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--_memory-child",
+            str(n),
+            "--images-per-shard",
+            str(images_per_shard),
+            "--size",
+            str(size),
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if p.returncode != 0:
             sys.exit(f"memory child for {n} shards failed:\n{p.stderr}")
@@ -341,10 +356,7 @@ def print_memory(res: list[dict], images_per_shard: int) -> None:
     lo, hi = res[0], res[-1]
     ratio = hi["maxrss_kib"] / lo["maxrss_kib"]
     dratio = (hi["maxrss_kib"] - hi["base_kib"]) / max(1, lo["maxrss_kib"] - lo["base_kib"])
-    print(
-        f"\npeak({hi['shards']})/peak({lo['shards']}) = {ratio:.3f}x; "
-        f"above the import baseline: {dratio:.3f}x"
-    )
+    print(f"\npeak({hi['shards']})/peak({lo['shards']}) = {ratio:.3f}x; above the import baseline: {dratio:.3f}x")
 
 
 # --------------------------------------------------------------------------- main

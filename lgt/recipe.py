@@ -12,80 +12,28 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 
-from lgt.question_compose import COMPOSE_KINDS
-from lgt.question_families import DEFAULT_PHRASINGS, FAMILIES, SLOTS, phrasing_slots
+from lgt.config import Strict as _Strict
+from lgt.config import resolve_path as _resolve
+from lgt.engines.config import ModelRole, Sampling
+from lgt.images.sources import SOURCE_KINDS
+from lgt.questions.compose import COMPOSITIONS
+from lgt.questions.families import FAMILIES, phrasing_slots
+from schemas.vocab import AnswerFormat, DpoRule, FourPhaseSubset, OptionStyle, PassRateSubset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "demo.yaml"
-
-SOURCE_NAME = r"^[a-z][a-z0-9_-]{0,63}$"  # it becomes a partition key and a folder name
 
 
 class RecipeError(ValueError):
     """A recipe that cannot be loaded; the message says where and why."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
-    """Relative paths in a recipe are relative to the recipe file."""
-    if value is None or value.is_absolute():
-        return value
-    base = (info.context or {}).get("base_dir")
-    return (Path(base) / value).resolve() if base else value
-
-
 # --- models -----------------------------------------------------------------
-
-
-class Sampling(_Strict):
-    n: int = Field(1, ge=1)
-    temperature: float = Field(0.7, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int | None = Field(None, ge=1)
-    repetition_penalty: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(256, ge=1)
-    seed: int = 0
-    stop: list[str] = []
-    banned_words: list[str] = Field([], description="never generated where the backend can ban them")
-
-
-class ModelRole(_Strict):
-    backend: Literal["transformers", "openai", "vllm", "sglang"]
-    launch: bool = Field(False, description="vllm/sglang: start `vllm serve` / sglang's server as a subprocess and talk HTTP")
-    model: str = Field(min_length=1, description="checkpoint dir, hub id or the asset name 'base_model'")
-    revision: str | None = None
-    base_url: str | None = None
-    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
-    tokenizer: str | None = Field(None, description="local tokenizer for client-side chat templates (prefill over HTTP)")
-    prefill_mode: Literal["completions", "continue_final_message"] = Field(
-        "completions", description="how an HTTP server continues a prefilled assistant turn"
-    )
-    max_concurrency: int = Field(16, ge=1, description="requests in flight (HTTP backends)")
-    batch_size: int = Field(16, ge=1, description="rows per generate call (in-process backends)")
-    vision: bool | None = Field(None, description="whether the model takes images; default: read from its config")
-    sampling: Sampling = Sampling()
-
-    @model_validator(mode="after")
-    def _server_needs_url(self) -> ModelRole:
-        if self.backend == "openai" and not self.base_url:
-            raise ValueError("backend 'openai' needs base_url")
-        return self
 
 
 class Models(_Strict):
@@ -95,74 +43,8 @@ class Models(_Strict):
     small_solver: ModelRole
 
 
-class _Source(_Strict):
-    name: str = Field(pattern=SOURCE_NAME)
-    shards: int = Field(1, ge=1, le=100_000)
-    split: str = Field("train", min_length=1)
-
-
-class SyntheticScenesSource(_Source):
-    kind: Literal["synthetic_scenes"]
-    seed: int = 0
-    images_per_shard: int = Field(16, ge=1)
-    width: int = Field(512, ge=64, le=4096)
-    height: int = Field(512, ge=64, le=4096)
-    objects: tuple[int, int] = (3, 12)
-    difficulty: Literal["easy", "medium", "hard"] = "medium"
-    png_compress_level: int = Field(1, ge=0, le=9)
-
-    @field_validator("objects")
-    @classmethod
-    def _object_range(cls, v: tuple[int, int]) -> tuple[int, int]:
-        lo, hi = v
-        if not 1 <= lo <= hi <= 24:
-            raise ValueError("expected [min, max] with 1 <= min <= max <= 24")
-        return v
-
-
-class CocoSource(_Source):
-    kind: Literal["coco"]
-    images: Path = Field(description="folder holding the image files")
-    instances: Path = Field(description="COCO instances JSON")
-    captions: Path | None = Field(None, description="optional COCO captions JSON")
-    require_caption: bool | None = Field(None, description="default: true when captions is set")
-
-    _paths = field_validator("images", "instances", "captions")(_resolve)
-
-
-class DocciSource(_Source):
-    kind: Literal["docci"]
-    descriptions: Path = Field(description="JSON lines with example_id, image_file, description")
-    images: Path = Field(description="folder holding the image files")
-    boxes: Path | None = Field(None, description="optional JSON lines with example_id and objects")
-    require_caption: bool = True
-
-    _paths = field_validator("descriptions", "images", "boxes")(_resolve)
-
-
-class ParquetColumns(_Strict):
-    image: str = Field(description="HF image struct {bytes, path}, raw bytes, or a path string")
-    caption: str | None = None
-    id: str | None = None
-    objects: str | None = Field(None, description="list of structs with label, bbox and optional attributes")
-    split: str | None = None
-
-
-class ParquetSource(_Source):
-    kind: Literal["parquet"]
-    path: Path = Field(description="a parquet file or a folder of them")
-    columns: ParquetColumns
-    image_root: Path | None = Field(None, description="root for images given as relative paths")
-    bbox_format: Literal["xyxy", "xywh"] = "xyxy"
-    require_caption: bool = True
-
-    _paths = field_validator("path", "image_root")(_resolve)
-
-
-Source = Annotated[
-    SyntheticScenesSource | CocoSource | DocciSource | ParquetSource,
-    Field(discriminator="kind"),
-]
+# one recipe model per kind in lgt.images.sources.SOURCE_KINDS, told apart by `kind`
+Source = Annotated[Union[tuple(k.model for k in SOURCE_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
 
 
 class ImagesStage(_Strict):
@@ -186,7 +68,9 @@ RoleName = Literal["vlm", "reasoner", "verifier", "small_solver"]
 
 class AttributeSpec(_Strict):
     noun: str = Field(min_length=1, description="how a question names the attribute, e.g. 'colour'")
-    values: list[str] = Field(min_length=1, description="its vocabulary: values absent from a scene serve as distractors")
+    values: list[str] = Field(
+        min_length=1, description="its vocabulary: values absent from a scene serve as distractors"
+    )
 
 
 class FamilySpec(_Strict):
@@ -197,10 +81,16 @@ class FamilySpec(_Strict):
 class Margins(_Strict):
     """Near-ties are skipped, so every gold answer is clear by at least these margins."""
 
-    position_gap: float = Field(0.02, ge=0, le=0.5, description="left/right/above/below: boxes apart by this fraction of the side")
+    position_gap: float = Field(
+        0.02, ge=0, le=0.5, description="left/right/above/below: boxes apart by this fraction of the side"
+    )
     area_ratio: float = Field(0.10, ge=0, description="relative size: areas differ by at least this fraction")
-    distance_ratio: float = Field(0.10, ge=0, description="closest/farthest: the runner-up is this fraction further (nearer)")
-    extreme_gap: float = Field(0.02, ge=0, le=0.5, description="left-most etc.: centres apart by this fraction of the side")
+    distance_ratio: float = Field(
+        0.10, ge=0, description="closest/farthest: the runner-up is this fraction further (nearer)"
+    )
+    extreme_gap: float = Field(
+        0.02, ge=0, le=0.5, description="left-most etc.: centres apart by this fraction of the side"
+    )
 
 
 class LLMCall(_Strict):
@@ -223,7 +113,9 @@ class LLMQuestions(LLMCall):
 class QuestionsGroundedStage(_Strict):
     seed: int = 0
     attributes: dict[str, AttributeSpec] = Field(
-        {}, description="object attributes questions may use, most distinctive first (referring expressions try them in this order)"
+        {},
+        description="object attributes questions may use, most distinctive first "
+        "(referring expressions try them in this order)",
     )
     labels: list[str] = Field([], description="extra labels for existence distractors (besides those in the shard)")
     margins: Margins = Margins()
@@ -245,13 +137,13 @@ class QuestionsGroundedStage(_Strict):
                     slots = phrasing_slots(p)
                 except ValueError as e:
                     raise ValueError(f"{name}: phrasing {p!r} is not a str.format template: {e}") from None
-                if slots != SLOTS[name]:
-                    want = ", ".join("{" + s + "}" for s in sorted(SLOTS[name])) or "no placeholders"
+                if slots != FAMILIES[name].slots:
+                    want = ", ".join("{" + s + "}" for s in sorted(FAMILIES[name].slots)) or "no placeholders"
                     raise ValueError(f"{name}: phrasing {p!r} must use exactly {want}")
         return v
 
     def phrasings(self, family: str) -> tuple[str, ...]:
-        return tuple(self.families[family].phrasings) or DEFAULT_PHRASINGS[family]
+        return tuple(self.families[family].phrasings) or FAMILIES[family].phrasings
 
 
 class ComposeKind(_Strict):
@@ -261,7 +153,8 @@ class ComposeKind(_Strict):
 class QuestionsComposedStage(_Strict):
     seed: int = 0
     kinds: dict[str, ComposeKind] = Field(
-        default_factory=lambda: {k: ComposeKind() for k in COMPOSE_KINDS}, description="the compositions to build"
+        default_factory=lambda: {k: ComposeKind() for k in COMPOSITIONS},
+        description="the compositions to build",
     )
     rewrite: LLMCall = Field(LLMCall(), description="LLM rewrite for fluency; the verifier must still reach the gold")
     preview_questions: int = Field(6, ge=0, le=32)
@@ -270,24 +163,52 @@ class QuestionsComposedStage(_Strict):
     @classmethod
     def _kinds(cls, v: dict[str, ComposeKind]) -> dict[str, ComposeKind]:
         for name in v:
-            if name not in COMPOSE_KINDS:
-                raise ValueError(f"unknown composition {name!r}; known: {', '.join(COMPOSE_KINDS)}")
+            if name not in COMPOSITIONS:
+                raise ValueError(f"unknown composition {name!r}; known: {', '.join(COMPOSITIONS)}")
         return v
 
 
 class QuestionsStage(_Strict):
     seed: int = 0
-    option_styles: list[Literal["(A) text", "A. text"]] = Field(["(A) text", "A. text"], min_length=1)
-    answer_formats: list[Literal["(X)", "X.", "text"]] = Field(["(X)", "X.", "text"], min_length=1)
+    option_styles: list[OptionStyle] = Field(list(OptionStyle), min_length=1)
+    answer_formats: list[AnswerFormat] = Field(list(AnswerFormat), min_length=1)
     preview_questions: int = Field(6, ge=0, le=32)
 
 
-# --- traces and training data (ALGORITHMS.md §1-3; the defaults are the published values) ---
+# --- traces and training data: LPT (stages B and C, SFT and DPO) and MMFR (four-phase, pass rates) ---
+# The defaults are the papers' published values; the sampling fields' descriptions cite them.
 
-LEAK_WORDS = ["description", "describe", "described", "describes", "describing", "mention", "mentioned", "mentions",
-              "text", "state", "stated", "states", "say", "says", "said", "visualize", "visualise", "caption"]
-LEAK_PHRASES = ["the image described", "the described image", "the given description", "the provided description",
-                "as described", "as mentioned", "the caption", "object list", "objects list"]
+LEAK_WORDS = [
+    "description",
+    "describe",
+    "described",
+    "describes",
+    "describing",
+    "mention",
+    "mentioned",
+    "mentions",
+    "text",
+    "state",
+    "stated",
+    "states",
+    "say",
+    "says",
+    "said",
+    "visualize",
+    "visualise",
+    "caption",
+]
+LEAK_PHRASES = [
+    "the image described",
+    "the described image",
+    "the given description",
+    "the provided description",
+    "as described",
+    "as mentioned",
+    "the caption",
+    "object list",
+    "objects list",
+]
 
 
 class SimpleCotsStage(_Strict):
@@ -296,7 +217,9 @@ class SimpleCotsStage(_Strict):
     role: RoleName = "vlm"
     sampling: Sampling = Field(
         Sampling(n=4, temperature=0.7, top_p=0.8, repetition_penalty=1.05, max_new_tokens=1024),
-        description="LPT: n 10 in the released code (default 4 for CPU), T 0.7, top-p 0.8, rep. penalty 1.05, 1024 tokens")
+        description="LPT: n 10 in the released code (default 4 for CPU), T 0.7, top-p 0.8, rep. penalty 1.05, "
+        "1024 tokens",
+    )
     max_questions: int | None = Field(None, ge=0, description="questions per shard sent to the model; empty: all")
     preview: int = Field(4, ge=0, le=32)
 
@@ -307,9 +230,12 @@ class LongCotsStage(_Strict):
     role: RoleName = "reasoner"
     sampling: Sampling = Field(
         Sampling(n=3, temperature=0.7, top_p=0.8, top_k=50, repetition_penalty=1.05, max_new_tokens=256),
-        description="LPT: n 3-5, T 0.7, top-p 0.8, top-k 50, rep. penalty 1.05, about 256 new tokens")
+        description="LPT: n 3-5, T 0.7, top-p 0.8, top-k 50, rep. penalty 1.05, about 256 new tokens",
+    )
     cues: list[str] = Field(["Wait,", "Hmm,", "Alternatively,"], min_length=1)
-    banned_words: list[str] = Field(LEAK_WORDS, description="banned at decode time where the backend can, and filtered after")
+    banned_words: list[str] = Field(
+        LEAK_WORDS, description="banned at decode time where the backend can, and filtered after"
+    )
     leak_phrases: list[str] = Field(LEAK_PHRASES, description="filtered after decoding")
     max_cots: int | None = Field(None, ge=0, description="simple CoTs per shard expanded; empty: all")
     seed: int = 0
@@ -321,8 +247,10 @@ class FourPhaseStage(_Strict):
 
     enabled: bool = True
     role: RoleName = "vlm"
-    sampling: Sampling = Field(Sampling(n=1, temperature=1.0, top_p=0.95, max_new_tokens=16384),
-                               description="MMFR teacher: T 1.0, top-p 0.95, up to 16K tokens")
+    sampling: Sampling = Field(
+        Sampling(n=1, temperature=1.0, top_p=0.95, max_new_tokens=16384),
+        description="MMFR teacher: T 1.0, top-p 0.95, up to 16K tokens",
+    )
     min_words: int = Field(100, ge=0, description="shorter traces are dropped")
     ngram: int = Field(50, ge=1, description="the repetition filter's n-gram length, in words")
     max_ngram_repeats: int = Field(3, ge=2, description="a trace in which any n-gram occurs this often is dropped")
@@ -335,8 +263,10 @@ class DifficultyStage(_Strict):
     """MMFR difficulty: the small solver answers each question k = sampling.n times; pass rate = correct / k."""
 
     role: RoleName = "small_solver"
-    sampling: Sampling = Field(Sampling(n=4, temperature=0.7, top_p=0.8, max_new_tokens=1024),
-                               description="n is k, the attempts per question (MMFR: 4)")
+    sampling: Sampling = Field(
+        Sampling(n=4, temperature=0.7, top_p=0.8, max_new_tokens=1024),
+        description="n is k, the attempts per question (MMFR: 4)",
+    )
     max_questions: int | None = Field(None, ge=0, description="questions per shard; empty: all")
     histogram_bins: int = Field(0, ge=0, description="0: one bin per possible pass rate (k + 1 bins)")
 
@@ -348,24 +278,33 @@ class SftStage(_Strict):
     rank_decay: float = Field(0.5, gt=0, le=1, description="within a question, weight = rank_decay ** rank by length")
     min_per_question: int = Field(1, ge=1, description="the equal per-question quota is at least this")
     seed: int = 0
-    four_phase: Literal["none", "all", "pass_rate_below_1", "pass_rate_zero"] = Field(
-        "all", description="which consistent four-phase traces join, by the small solver's pass rate")
+    four_phase: FourPhaseSubset = Field(
+        FourPhaseSubset.ALL, description="which consistent four-phase traces join, by the small solver's pass rate"
+    )
 
 
 class DpoStage(_Strict):
-    rules: list[Literal["O>O->X", "X->O>X->X", "X->O>X", "O>X", "O>X->X"]] = Field(
-        ["O>O->X", "X->O>X->X", "X->O>X", "O>X", "O>X->X"], min_length=1,
-        description="LPT's pair rules, in the order pairs are kept when deduplicating (the released config trains on X->O only)")
+    rules: list[DpoRule] = Field(
+        list(DpoRule),
+        min_length=1,
+        description="LPT's pair rules, in the order pairs are kept when deduplicating "
+        "(the released config trains on X->O only)",
+    )
 
 
 class RlStage(_Strict):
-    subset: Literal["all", "pass_rate_below_1", "pass_rate_zero"] = Field("all", description="questions kept, by pass rate")
+    subset: PassRateSubset = Field(PassRateSubset.ALL, description="questions kept, by pass rate")
 
 
 class ExportsStage(_Strict):
-    name: str | None = Field(None, description="dataset name in the card and LLaMA-Factory entries; empty: the recipe's name")
-    trl_images: bool = Field(True, description="TRL/LLaMA-Factory files carry the image; false: its text stand-in "
-                                              "(for text-only models, as the CPU demo's traces were made)")
+    name: str | None = Field(
+        None, description="dataset name in the card and LLaMA-Factory entries; empty: the recipe's name"
+    )
+    trl_images: bool = Field(
+        True,
+        description="TRL/LLaMA-Factory files carry the image; false: its text stand-in "
+        "(for text-only models, as the CPU demo's traces were made)",
+    )
 
 
 class Stages(_Strict):
@@ -473,7 +412,7 @@ def _locate(loc: tuple, node: yaml.Node | None) -> tuple[str, int | None]:
         child = None
         if isinstance(node, yaml.MappingNode) and isinstance(item, str):
             child = next((v for k, v in node.value if getattr(k, "value", None) == item), None)
-            if child is None and item in {"synthetic_scenes", "coco", "docci", "parquet"}:
+            if child is None and item in SOURCE_KINDS:
                 continue  # pydantic's discriminator tag, not a key in the file
         elif isinstance(node, yaml.SequenceNode) and isinstance(item, int) and item < len(node.value):
             child = node.value[item]

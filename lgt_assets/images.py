@@ -1,75 +1,50 @@
-"""`images` and `images_quarantine`: one shard of one source, validated and stored."""
-
-import hashlib
-import json
+"""`images` and `images_quarantine`: one shard of one source, validated and stored (logic: lgt/images/)."""
 
 import dagster as dg
-import pandera.errors
-from dagster_pandera import pandera_schema_to_dagster_type
 
-from lgt.images import Limits, build_shard
+from lgt.images.sources import read_shard
+from lgt.images.validate import Limits, build_shard
 from lgt.preview import images_markdown
-from lgt.recipe import Recipe, split_partition_key
-from lgt.sources import read_shard
+from lgt.recipe import split_partition_key
 from lgt.storage import table_digest
-from schemas import ImagesQuarantineSchema, ImagesSchema
+from lgt_assets.factory import Custom, Wiring, code_version, column_schema, group_of, schema_check
+from schemas import IMAGES, QUARANTINE
 
-# built once per schema: only their column tables are used, for the UI
-_COLUMNS = {
-    "images": pandera_schema_to_dagster_type(ImagesSchema).metadata["schema"],
-    "images_quarantine": pandera_schema_to_dagster_type(ImagesQuarantineSchema).metadata["schema"],
-}
+GROUP = group_of(__name__)
 
 
-def schema_check(check_name: str, asset: str, schema, table) -> dg.AssetCheckResult:
-    """Run a pandera model over a table; failures become check metadata, not exceptions."""
-    try:
-        schema.validate(table.to_pandas(), lazy=True)
-    except pandera.errors.SchemaErrors as e:
-        cases = e.failure_cases.head(20)
-        return dg.AssetCheckResult(
-            check_name=check_name,
-            asset_key=asset,
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "failures": len(e.failure_cases),
-                "first failures": dg.MetadataValue.md(cases.to_markdown(index=False)),
-            },
-        )
-    return dg.AssetCheckResult(check_name=check_name, asset_key=asset, passed=True, metadata={"rows": table.num_rows})
-
-
-def build_images_assets(recipe: Recipe, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
+    recipe = w.recipe
     stage = recipe.stages.images
     limits = Limits(max_pixels=stage.max_pixels, box_clip_tolerance=stage.box_clip_tolerance)
     # editing a source or this stage's settings marks the asset stale in the UI
-    code_version = hashlib.sha256(
-        json.dumps([s.model_dump(mode="json") for s in recipe.sources] + [stage.model_dump(mode="json")], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    version = code_version(recipe, stage, [], [], [s.model_dump(mode="json") for s in recipe.sources])
 
     @dg.multi_asset(
         name="images_assets",
-        partitions_def=partitions,
-        group_name="images",
+        partitions_def=w.partitions,
+        group_name=GROUP,
         outs={
             "images": dg.AssetOut(
                 io_manager_key="parquet_io",
                 description="Canonical captioned images with object boxes, one row per image (HF image struct).",
-                metadata={"dagster/column_schema": _COLUMNS["images"]},
-                code_version=code_version,
+                metadata={"dagster/column_schema": column_schema(IMAGES.model)},
+                code_version=version,
             ),
             "images_quarantine": dg.AssetOut(
                 io_manager_key="parquet_io",
                 description="Input rows that failed validation, with the file, row, field and reason.",
-                metadata={"dagster/column_schema": _COLUMNS["images_quarantine"]},
-                code_version=code_version,
+                metadata={"dagster/column_schema": column_schema(QUARANTINE.model)},
+                code_version=version,
             ),
         },
         check_specs=[
             dg.AssetCheckSpec("images_schema", asset="images", blocking=True, description="pandera ImagesSchema"),
             dg.AssetCheckSpec(
-                "quarantine_schema", asset="images_quarantine", blocking=True, description="pandera ImagesQuarantineSchema"
+                "quarantine_schema",
+                asset="images_quarantine",
+                blocking=True,
+                description="pandera ImagesQuarantineSchema",
             ),
         ],
     )
@@ -78,10 +53,12 @@ def build_images_assets(recipe: Recipe, partitions: dg.PartitionsDefinition) -> 
         src = recipe.source(source_name)
 
         def progress(done: int, quarantined: int, seconds: float) -> None:
-            context.log.info(f"{context.partition_key}: {done} rows read, {quarantined} quarantined, {done / seconds:.1f} rows/s")
+            context.log.info(
+                f"{context.partition_key}: {done} rows read, {quarantined} quarantined, {done / seconds:.1f} rows/s"
+            )
 
         result = build_shard(read_shard(src, shard), limits, progress)
-        images, quarantine = result.images, result.quarantine
+        images, quarantine = result.images.cast(IMAGES.arrow), result.quarantine.cast(QUARANTINE.arrow)
         reasons = result.reasons()
         context.log.info(
             f"{context.partition_key}: {result.input_rows} rows -> {images.num_rows} images, "
@@ -110,7 +87,10 @@ def build_images_assets(recipe: Recipe, partitions: dg.PartitionsDefinition) -> 
             data_version=dg.DataVersion(table_digest(quarantine)),
             metadata={"dagster/row_count": quarantine.num_rows, "by_reason": dg.MetadataValue.json(reasons)},
         )
-        yield schema_check("images_schema", "images", ImagesSchema, images)
-        yield schema_check("quarantine_schema", "images_quarantine", ImagesQuarantineSchema, quarantine)
+        yield schema_check("images_schema", "images", IMAGES.model, images)
+        yield schema_check("quarantine_schema", "images_quarantine", QUARANTINE.model, quarantine)
 
     return images_assets
+
+
+ENTRIES = (Custom("images", build_images_assets),)

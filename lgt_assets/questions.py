@@ -1,42 +1,92 @@
-"""`questions`: both stages deduplicated, options shuffled and prompts rendered, ready for the trace stages."""
+"""The question stages (logic: lgt/questions/): stage 1, stage 2, and the questions ready to send."""
+
+from __future__ import annotations
+
+from typing import Any
 
 import dagster as dg
-import pyarrow as pa
-from dagster_pandera import pandera_schema_to_dagster_type
 
-from lgt.questions import SYSTEM_PROMPT, USER_PROMPT, build_questions
-from lgt.recipe import Recipe
-from lgt.storage import table_digest
-from lgt_assets.images import schema_check
-from lgt_assets.questions_grounded import question_metadata
-from lgt_assets.versions import stage_code_version
-from schemas import QuestionsSchema
+from lgt.preview import questions_markdown
+from lgt.questions.composed import REWRITE_PROMPT, build_questions_composed
+from lgt.questions.format import SYSTEM_PROMPT, USER_PROMPT, build_questions
+from lgt.questions.grounded import SOLVE_PROMPT, WRITER_PROMPT, build_questions_grounded
+from lgt.results import StageResult
+from lgt_assets.factory import Metadata, Stage, StageRun, group_of
+from schemas import QUESTION_ITEMS, QUESTIONS
 
-COLUMNS = pandera_schema_to_dagster_type(QuestionsSchema).metadata["schema"]
+GROUP = group_of(__name__)
 
 
-def build_questions_asset(recipe: Recipe, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    stage = recipe.stages.questions
+def _spread(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Up to n rows, one family after another, so the preview shows every kind."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["family"], []).append(r)
+    out: list[dict] = []
+    while len(out) < n and any(by.values()):
+        for fam in sorted(by):
+            if by[fam] and len(out) < n:
+                out.append(by[fam].pop(0))
+    return out
 
-    @dg.asset(
-        name="questions",
-        partitions_def=partitions,
-        group_name="questions",
-        io_manager_key="parquet_io",
-        ins={"images": dg.AssetIn(), "questions_grounded": dg.AssetIn(), "questions_composed": dg.AssetIn()},
+
+def question_metadata(result: StageResult, run: StageRun) -> Metadata:
+    """Questions per second and a preview spread over the families, with each question's image."""
+    by_image = {r["image_id"]: r for r in run.inputs["images"].to_pylist()}
+    rows = _spread(result.table.to_pylist(), run.settings.preview_questions)
+    return {
+        "questions_per_second": round(result.table.num_rows / max(result.seconds, 1e-9), 1),
+        "preview": dg.MetadataValue.md(questions_markdown(rows, by_image)),
+    }
+
+
+ENTRIES = (
+    Stage(
+        "questions_grounded",
+        GROUP,
+        ins=["images"],
+        artifact=QUESTION_ITEMS,
+        build=lambda r: build_questions_grounded(
+            r.inputs["images"], r.settings, r.recipe.models, r.source, r.engine_for
+        ),
+        description="Stage 1: grounded object-centric MCQs from the object metadata (templates) and an LLM.",
+        check="pandera QuestionItemsSchema: four distinct options, ids unique",
+        roles=lambda recipe, s: [s.llm.role, "verifier"] if s.llm.enabled else [],
+        prompts=lambda recipe, s: [WRITER_PROMPT, SOLVE_PROMPT] if s.llm.enabled else [],
+        metadata=question_metadata,
+    ),
+    Stage(
+        "questions_composed",
+        GROUP,
+        ins=["images", "questions_grounded"],
+        artifact=QUESTION_ITEMS,
+        build=lambda r: build_questions_composed(
+            r.inputs["images"],
+            r.inputs["questions_grounded"],
+            r.settings,
+            r.recipe.stages.questions_grounded,
+            r.recipe.models,
+            r.source,
+            r.engine_for,
+        ),
+        description="Stage 2: chain, combine and conditional questions composed from stage-1 items; "
+        "gold from metadata.",
+        check="pandera QuestionItemsSchema: four distinct options, parents = hops",
+        roles=lambda recipe, s: [s.rewrite.role, "verifier"] if s.rewrite.enabled else [],
+        prompts=lambda recipe, s: [REWRITE_PROMPT, SOLVE_PROMPT] if s.rewrite.enabled else [],
+        version_extra=lambda recipe: [recipe.stages.questions_grounded.model_dump(mode="json")],
+        metadata=question_metadata,
+    ),
+    Stage(
+        "questions",
+        GROUP,
+        ins=["images", "questions_grounded", "questions_composed"],
+        artifact=QUESTIONS,
+        build=lambda r: build_questions(r.inputs["questions_grounded"], r.inputs["questions_composed"], r.settings),
         description="Stage 1 and 2 questions, deduplicated, options shuffled and lettered, prompts rendered.",
-        metadata={"dagster/column_schema": COLUMNS},
-        code_version=stage_code_version(recipe, stage, [], [SYSTEM_PROMPT, USER_PROMPT]),
-        check_specs=[dg.AssetCheckSpec("questions_schema", asset="questions", blocking=True,
-                                       description="pandera QuestionsSchema: four distinct options, gold among them, ids unique")],
-    )
-    def questions(context: dg.AssetExecutionContext, images: pa.Table, questions_grounded: pa.Table,
-                  questions_composed: pa.Table):
-        result = build_questions(questions_grounded, questions_composed, stage)
-        context.log.info(f"{context.partition_key}: {result.funnel}")
-        meta = question_metadata(result, images, stage.preview_questions)
-        meta["by_stage_and_family"] = meta.pop("by_family")
-        yield dg.Output(result.table, data_version=dg.DataVersion(table_digest(result.table)), metadata=meta)
-        yield schema_check("questions_schema", "questions", QuestionsSchema, result.table)
-
-    return questions
+        check="pandera QuestionsSchema: four distinct options, gold among them, ids unique",
+        label="by_stage_and_family",
+        prompts=lambda recipe, s: [SYSTEM_PROMPT, USER_PROMPT],
+        metadata=question_metadata,
+    ),
+)

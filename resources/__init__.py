@@ -1,6 +1,6 @@
 """Dagster resources: the artifact store, and the engines with their call cache."""
 
-from resources.engines import Engines, engine_metadata
+from resources.engines import Engines, engine_metadata, engines_resource
 from resources.io_manager import ParquetIOManager
 
-__all__ = ["Engines", "ParquetIOManager", "engine_metadata"]
+__all__ = ["Engines", "ParquetIOManager", "engine_metadata", "engines_resource"]

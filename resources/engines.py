@@ -1,42 +1,48 @@
-"""The engines resource: a recipe role -> a cached, logged Engine, and launched servers torn down after the step."""
+"""The engines resource: a recipe role -> a cached, logged Engine; launched servers torn down after the step.
+
+Built from the same `Recipe` object and artifact home as every asset (see `lgt_assets.build_definitions`), so the
+roles a step calls are the ones its code version hashed; nothing re-reads the recipe file during a run.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
 
 from lgt.base_model import base_model_path
 from lgt.engines import CallCache, Engine, make_backend
 from lgt.engines.server import LaunchedServer
-from lgt.recipe import load_recipe
+from lgt.recipe import Recipe
 
 
-class Engines(dg.ConfigurableResource):
-    """Builds one Engine per model role for a step, sharing the call cache under LGT_HOME."""
+class Engines:
+    """One Engine per model role for a step, over backends built once per step, sharing the call cache."""
 
-    lgt_home: str = Field(description="LGT_HOME: the call cache lives in <lgt_home>/cache/calls.sqlite")
-    recipe_path: str = Field(description="the recipe whose `models` section names the roles")
-
-    _backends: dict[str, Any] = PrivateAttr(default_factory=dict)
-    _servers: list[LaunchedServer] = PrivateAttr(default_factory=list)
+    def __init__(self, recipe: Recipe, lgt_home: str):
+        self.recipe, self.lgt_home = recipe, lgt_home
+        self._backends: dict[str, Any] = {}
+        self._servers: list[LaunchedServer] = []
 
     def cache_path(self) -> Path:
+        """<lgt_home>/cache/calls.sqlite; SQLite needs a local disk, so a remote home caches in the user's cache."""
         home = self.lgt_home.removeprefix("file://")
-        if "://" in home:  # SQLite needs a local disk
+        if "://" in home:
             return Path.home() / ".cache" / "lgt" / "calls.sqlite"
         return Path(home) / "cache" / "calls.sqlite"
 
     def model_path(self, model: str) -> str:
-        recipe = load_recipe(self.recipe_path)
-        return str(base_model_path(recipe.base_model.checkpoint, self.lgt_home)) if model == "base_model" else model
+        """A role's model: the `base_model` asset's checkpoint, or the name as given."""
+        return (
+            str(base_model_path(self.recipe.base_model.checkpoint, self.lgt_home)) if model == "base_model" else model
+        )
 
-    def engine(self, role_name: str, log: Any = None) -> Engine:
-        """A fresh Engine (its own stats) over the role's backend, which is built once per step."""
+    def engine(self, role_name: str, log: Callable[[str], None] | None = None) -> Engine:
+        """A fresh Engine (its own stats) over the role's backend."""
         if role_name not in self._backends:
-            role = getattr(load_recipe(self.recipe_path).models, role_name)
+            role = getattr(self.recipe.models, role_name)
             model = self.model_path(role.model)
             url = None
             if role.launch and role.backend in ("vllm", "sglang"):
@@ -46,11 +52,26 @@ class Engines(dg.ConfigurableResource):
             self._backends[role_name] = make_backend(role, model, url)
         return Engine(self._backends[role_name], CallCache(self.cache_path()), log=log)
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+    def close(self) -> None:
         for b in self._backends.values():
             b.close()
         for s in self._servers:
             s.stop()
+        self._backends.clear()
+        self._servers.clear()
+
+
+def engines_resource(recipe: Recipe, lgt_home: str) -> dg.ResourceDefinition:
+    """The `engines` resource: a fresh `Engines` per step, closed when the step ends."""
+
+    def init(_: dg.InitResourceContext) -> Iterator[Engines]:
+        engines = Engines(recipe, lgt_home)
+        try:
+            yield engines
+        finally:
+            engines.close()
+
+    return dg.ResourceDefinition(resource_fn=init, description="model roles -> cached engines; servers torn down")
 
 
 def engine_metadata(engine: Engine, role: str | None = None) -> dict[str, Any]:

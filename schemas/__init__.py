@@ -1,5 +1,6 @@
-"""One pandera model and one Arrow schema per artifact. Imports nothing of ours."""
+"""One Arrow schema and one pandera model per artifact, paired as an `Artifact`. Imports nothing of ours."""
 
+from schemas.artifact import Artifact
 from schemas.images import IMAGES_ARROW, QUARANTINE_ARROW, ImagesQuarantineSchema, ImagesSchema
 from schemas.questions import QUESTION_ITEMS_ARROW, QUESTIONS_ARROW, QuestionItemsSchema, QuestionsSchema
 from schemas.traces import (
@@ -18,29 +19,53 @@ from schemas.traces import (
     SftSchema,
     SimpleCotsSchema,
 )
+from schemas.vocab import SPLITS
 
-# asset key -> the Arrow schema its parquet files are written with
-ARROW_SCHEMAS = {
-    "images": IMAGES_ARROW,
-    "images_quarantine": QUARANTINE_ARROW,
-    "questions_grounded": QUESTION_ITEMS_ARROW,
-    "questions_composed": QUESTION_ITEMS_ARROW,
-    "questions": QUESTIONS_ARROW,
-    "simple_cots": SIMPLE_COTS_ARROW,
-    "long_cots": LONG_COTS_ARROW,
-    "four_phase": FOUR_PHASE_ARROW,
-    "difficulty": DIFFICULTY_ARROW,
-    "sft_data": SFT_ARROW,
-    "dpo_pairs": DPO_ARROW,
-    "rl_prompts": RL_ARROW,
-}
+IMAGES = Artifact("images", IMAGES_ARROW, ImagesSchema)
+QUARANTINE = Artifact("images_quarantine", QUARANTINE_ARROW, ImagesQuarantineSchema)
+QUESTION_ITEMS = Artifact("question_items", QUESTION_ITEMS_ARROW, QuestionItemsSchema)  # stage 1 and stage 2
+QUESTIONS = Artifact("questions", QUESTIONS_ARROW, QuestionsSchema)
+SIMPLE_COTS = Artifact("simple_cots", SIMPLE_COTS_ARROW, SimpleCotsSchema)
+LONG_COTS = Artifact("long_cots", LONG_COTS_ARROW, LongCotsSchema)
+FOUR_PHASE = Artifact("four_phase", FOUR_PHASE_ARROW, FourPhaseSchema)
+DIFFICULTY = Artifact("difficulty", DIFFICULTY_ARROW, DifficultySchema)
+SFT = Artifact("sft_data", SFT_ARROW, SftSchema)
+DPO = Artifact("dpo_pairs", DPO_ARROW, DpoSchema)
+RL = Artifact("rl_prompts", RL_ARROW, RlSchema)
+
+ARTIFACTS = (
+    IMAGES,
+    QUARANTINE,
+    QUESTION_ITEMS,
+    QUESTIONS,
+    SIMPLE_COTS,
+    LONG_COTS,
+    FOUR_PHASE,
+    DIFFICULTY,
+    SFT,
+    DPO,
+    RL,
+)
 
 __all__ = [
-    "ARROW_SCHEMAS",
+    "ARTIFACTS",
+    "DIFFICULTY",
+    "DPO",
+    "FOUR_PHASE",
+    "IMAGES",
     "IMAGES_ARROW",
+    "LONG_COTS",
+    "QUARANTINE",
     "QUARANTINE_ARROW",
+    "QUESTIONS",
     "QUESTIONS_ARROW",
+    "QUESTION_ITEMS",
     "QUESTION_ITEMS_ARROW",
+    "RL",
+    "SFT",
+    "SIMPLE_COTS",
+    "SPLITS",
+    "Artifact",
     "DifficultySchema",
     "DpoSchema",
     "FourPhaseSchema",

@@ -59,11 +59,7 @@ IMAGES_ARROW = pa_arrow.schema(
         ("metadata", pa_arrow.string()),
     ],
     # lets HF datasets decode the image column as an Image feature
-    metadata={
-        b"huggingface": json.dumps(
-            {"info": {"features": {"image": {"_type": "Image"}}}}
-        ).encode()
-    },
+    metadata={b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()},
 )
 
 QUARANTINE_ARROW = pa_arrow.schema(

@@ -15,14 +15,21 @@ import pyarrow as pa_arrow
 from pandera.typing import Series
 
 from schemas.images import is_json_object
+from schemas.vocab import ANSWER_FORMATS, LETTERS, OPTION_STYLES
 
 QUESTION_ORIGINS = ("template", "llm", "composed")
 STAGE1_FAMILIES = (
-    "counting", "existence", "attribute", "relative_position", "relative_size", "closest", "extreme",
-    "count_comparison", "llm",
+    "counting",
+    "existence",
+    "attribute",
+    "relative_position",
+    "relative_size",
+    "closest",
+    "extreme",
+    "count_comparison",
+    "llm",
 )
 STAGE2_FAMILIES = ("chain", "combine", "conditional")
-LETTERS = "ABCD"
 
 _str_list = pa_arrow.list_(pa_arrow.string())
 
@@ -60,7 +67,7 @@ QUESTIONS_ARROW = pa_arrow.schema(
         ("origin", pa_arrow.string()),
         ("hops", pa_arrow.int32()),
         ("question", pa_arrow.string()),
-        ("options", _str_list),  # shuffled; options[i] is letter "ABCD"[i]
+        ("options", _str_list),  # shuffled; options[i] is letter LETTERS[i]
         ("gold_letter", pa_arrow.string()),
         ("gold_text", pa_arrow.string()),
         ("option_style", pa_arrow.string()),  # "(A) text" or "A. text"
@@ -143,8 +150,8 @@ class QuestionsSchema(_QuestionColumns):
     options: Series[object]
     gold_letter: Series[str] = pa.Field(isin=list(LETTERS))
     gold_text: Series[str] = pa.Field(str_length={"min_value": 1})
-    option_style: Series[str] = pa.Field(isin=["(A) text", "A. text"])
-    answer_format: Series[str] = pa.Field(isin=["(X)", "X.", "text"])
+    option_style: Series[str] = pa.Field(isin=list(OPTION_STYLES))
+    answer_format: Series[str] = pa.Field(isin=list(ANSWER_FORMATS))
     reasoning_type: Series[str] = pa.Field(str_length={"min_value": 1})
     system_prompt: Series[str] = pa.Field(str_contains="<think>")
     user_prompt: Series[str] = pa.Field(str_length={"min_value": 1})
@@ -167,6 +174,10 @@ class QuestionsSchema(_QuestionColumns):
     def _gold(cls, df: pd.DataFrame) -> Series[bool]:
         def ok(r) -> bool:
             opts = list(r["options"])
-            return len(opts) == 4 and opts[LETTERS.index(r["gold_letter"])] == r["gold_text"] and opts.count(r["gold_text"]) == 1
+            return (
+                len(opts) == 4
+                and opts[LETTERS.index(r["gold_letter"])] == r["gold_text"]
+                and opts.count(r["gold_text"]) == 1
+            )
 
         return df.apply(ok, axis=1) if len(df) else pd.Series([], dtype=bool)

@@ -17,18 +17,22 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 from pandera.typing import Series
 
-LETTERS = "ABCD"
-SIMPLE_CATEGORIES = ("O", "X")
-LONG_CATEGORIES = ("O->O", "O->X", "X->O", "X->X")
-SFT_CATEGORIES = ("O", "O->O", "X->O", "four_phase")
-SPLITS = ("stage1", "stage2")  # LGT publishes per synthesis stage
-DPO_RULES = (
-    "O>O->X",  # a correct simple CoT over its own expansion that went wrong
-    "X->O>X->X",  # a correct expansion over a wrong expansion of the same question
-    "X->O>X",  # a correct expansion over the wrong simple CoT it grew from
-    "O>X",  # mixed simple results: a correct simple CoT over a wrong one
-    "O>X->X",  # mixed simple results: a correct simple CoT over a wrong expansion
+from schemas.vocab import (
+    ANSWER_FORMATS,
+    DPO_RULES,
+    LETTERS,
+    LONG_CATEGORIES,
+    SIMPLE_CATEGORIES,
+    SPLITS,
+    Category,
+    long_category,
+    simple_category,
+    split_of,
 )
+
+SFT_CATEGORIES = (Category.O.value, Category.O_O.value, Category.X_O.value, Category.FOUR_PHASE.value)
+DPO_CHOSEN_CATEGORIES = (Category.O.value, Category.X_O.value)
+DPO_REJECTED_CATEGORIES = (Category.X.value, Category.O_X.value, Category.X_X.value)
 TARGET = re.compile(r"^<think> .* </think> <answer> .+ </answer>$", re.DOTALL)
 
 _s, _i32, _i64, _f64, _b = pa_arrow.string(), pa_arrow.int32(), pa_arrow.int64(), pa_arrow.float64(), pa_arrow.bool_()
@@ -39,81 +43,133 @@ _HEX32 = r"^[0-9a-f]{32}$"
 _QUESTION_FIELDS = [("question_id", _s), ("image_id", _s), ("source", _s), ("stage", _i32), ("family", _s)]
 
 SIMPLE_COTS_ARROW = pa_arrow.schema(
-    [("cot_id", _s), *_QUESTION_FIELDS,
-     ("sample_index", _i32),
-     ("response", _s),  # the whole reply, starting with the "<think>" prefill
-     ("thought", _s),  # inside <think> … </think>, original casing
-     ("answer", _s),  # inside <answer> … </answer>
-     ("choice", _s),  # the option letter the answer names; "" when none or several
-     ("gold_letter", _s),
-     ("correct", _b),
-     ("category", _s),  # O or X
-     ("grounding", _s),  # image: the model saw the image; caption: its text stand-in
-     ("completion_tokens", _i32),
-     ("model", _s), ("prompt_version", _s), ("call_key", _s)]
+    [
+        ("cot_id", _s),
+        *_QUESTION_FIELDS,
+        ("sample_index", _i32),
+        ("response", _s),  # the whole reply, starting with the "<think>" prefill
+        ("thought", _s),  # inside <think> … </think>, original casing
+        ("answer", _s),  # inside <answer> … </answer>
+        ("choice", _s),  # the option letter the answer names; "" when none or several
+        ("gold_letter", _s),
+        ("correct", _b),
+        ("category", _s),  # O or X
+        ("grounding", _s),  # image: the model saw the image; caption: its text stand-in
+        ("completion_tokens", _i32),
+        ("model", _s),
+        ("prompt_version", _s),
+        ("call_key", _s),
+    ]
 )
 
 LONG_COTS_ARROW = pa_arrow.schema(
-    [("trace_id", _s), ("cot_id", _s), *_QUESTION_FIELDS,
-     ("sample_index", _i32),
-     ("cue", _s),  # the cue word the continuation started from
-     ("continuation", _s),  # what the reasoner wrote after the cue, as generated
-     ("thought", _s),  # full thought: simple CoT + separator + cue + the continuation's thinking
-     ("added_chars", _i32),  # length of the added thinking (cue + continuation)
-     ("answer", _s), ("choice", _s), ("gold_letter", _s),
-     ("simple_correct", _b), ("correct", _b),
-     ("category", _s),  # O->O, O->X, X->O or X->X
-     ("model", _s), ("prompt_version", _s), ("call_keys", _str_list)]  # the simple CoT's key, then this one's
+    [
+        ("trace_id", _s),
+        ("cot_id", _s),
+        *_QUESTION_FIELDS,
+        ("sample_index", _i32),
+        ("cue", _s),  # the cue word the continuation started from
+        ("continuation", _s),  # what the reasoner wrote after the cue, as generated
+        ("thought", _s),  # full thought: simple CoT + separator + cue + the continuation's thinking
+        ("added_chars", _i32),  # length of the added thinking (cue + continuation)
+        ("answer", _s),
+        ("choice", _s),
+        ("gold_letter", _s),
+        ("simple_correct", _b),
+        ("correct", _b),
+        ("category", _s),  # O->O, O->X, X->O or X->X
+        ("model", _s),
+        ("prompt_version", _s),
+        ("call_keys", _str_list),
+    ]  # the simple CoT's key, then this one's
 )
 
 FOUR_PHASE_ARROW = pa_arrow.schema(
-    [("id", _s), *_QUESTION_FIELDS,
-     # MMFR's canonical fields
-     ("original_question", _s), ("original_answer", _s),  # the question text and the gold option text
-     ("question", _s),  # as sent: the lettered options included
-     ("answer", _s),  # gold letter
-     ("caption", _s),
-     ("response", _s),  # the teacher's whole trace, starting with "<think>"
-     ("thought", _s), ("final_answer", _s), ("words", _i32),
-     ("is_consistent", _b), ("consistency_analysis", _s),
-     ("checked_by", _s),  # normalised (matching decided) or judge (the verifier role decided)
-     ("grounding", _s), ("model", _s), ("prompt_version", _s), ("call_keys", _str_list)]
+    [
+        ("id", _s),
+        *_QUESTION_FIELDS,
+        # MMFR's canonical fields
+        ("original_question", _s),
+        ("original_answer", _s),  # the question text and the gold option text
+        ("question", _s),  # as sent: the lettered options included
+        ("answer", _s),  # gold letter
+        ("caption", _s),
+        ("response", _s),  # the teacher's whole trace, starting with "<think>"
+        ("thought", _s),
+        ("final_answer", _s),
+        ("words", _i32),
+        ("is_consistent", _b),
+        ("consistency_analysis", _s),
+        ("checked_by", _s),  # normalised (matching decided) or judge (the verifier role decided)
+        ("grounding", _s),
+        ("model", _s),
+        ("prompt_version", _s),
+        ("call_keys", _str_list),
+    ]
 )
 
 DIFFICULTY_ARROW = pa_arrow.schema(
-    [*_QUESTION_FIELDS,
-     ("k", _i32), ("n_correct", _i32), ("pass_rate", _f64),
-     ("pass_rate_zero", _b),  # MMFR's hardest subset
-     ("pass_rate_below_1", _b),  # MMFR's "not always solved" subset
-     ("choices", _str_list),  # the letter each attempt picked, "" for none
-     ("model", _s), ("call_keys", _str_list)]
+    [
+        *_QUESTION_FIELDS,
+        ("k", _i32),
+        ("n_correct", _i32),
+        ("pass_rate", _f64),
+        ("pass_rate_zero", _b),  # MMFR's hardest subset
+        ("pass_rate_below_1", _b),  # MMFR's "not always solved" subset
+        ("choices", _str_list),  # the letter each attempt picked, "" for none
+        ("model", _s),
+        ("call_keys", _str_list),
+    ]
 )
 
 SFT_ARROW = pa_arrow.schema(
-    [("sft_id", _s), ("split", _s), *_QUESTION_FIELDS,
-     ("category", _s),  # O, O->O, X->O (LPT) or four_phase (MMFR)
-     ("system_prompt", _s), ("user_prompt", _s),
-     ("thought", _s), ("answer", _s),
-     ("target", _s),  # "<think> thought </think> <answer> answer </answer>"
-     ("weight", _f64),  # the sampling weight it was drawn with
-     ("trace_id", _s),  # the cot_id, trace_id or four_phase id it came from
-     ("call_keys", _str_list)]
+    [
+        ("sft_id", _s),
+        ("split", _s),
+        *_QUESTION_FIELDS,
+        ("category", _s),  # O, O->O, X->O (LPT) or four_phase (MMFR)
+        ("system_prompt", _s),
+        ("user_prompt", _s),
+        ("thought", _s),
+        ("answer", _s),
+        ("target", _s),  # "<think> thought </think> <answer> answer </answer>"
+        ("weight", _f64),  # the sampling weight it was drawn with
+        ("trace_id", _s),  # the cot_id, trace_id or four_phase id it came from
+        ("call_keys", _str_list),
+    ]
 )
 
 DPO_ARROW = pa_arrow.schema(
-    [("pair_id", _s), ("split", _s), *_QUESTION_FIELDS,
-     ("rule", _s),
-     ("system_prompt", _s), ("user_prompt", _s),
-     ("chosen", _s), ("rejected", _s),  # targets in the SFT format
-     ("chosen_id", _s), ("rejected_id", _s), ("chosen_category", _s), ("rejected_category", _s),
-     ("call_keys", _str_list)]
+    [
+        ("pair_id", _s),
+        ("split", _s),
+        *_QUESTION_FIELDS,
+        ("rule", _s),
+        ("system_prompt", _s),
+        ("user_prompt", _s),
+        ("chosen", _s),
+        ("rejected", _s),  # targets in the SFT format
+        ("chosen_id", _s),
+        ("rejected_id", _s),
+        ("chosen_category", _s),
+        ("rejected_category", _s),
+        ("call_keys", _str_list),
+    ]
 )
 
 RL_ARROW = pa_arrow.schema(
-    [*_QUESTION_FIELDS, ("split", _s),
-     ("system_prompt", _s), ("user_prompt", _s), ("question", _s), ("options", _str_list),
-     ("gold_letter", _s), ("gold_text", _s), ("answer_format", _s),
-     ("pass_rate", _f64)]  # NaN when the question has no difficulty row
+    [
+        *_QUESTION_FIELDS,
+        ("split", _s),
+        ("system_prompt", _s),
+        ("user_prompt", _s),
+        ("question", _s),
+        ("options", _str_list),
+        ("gold_letter", _s),
+        ("gold_text", _s),
+        ("answer_format", _s),
+        ("pass_rate", _f64),
+    ]  # NaN when the question has no difficulty row
 )
 
 
@@ -154,8 +210,12 @@ class SimpleCotsSchema(_QuestionRef):
     @pa.dataframe_check(name="correct_iff_gold_choice")
     @classmethod
     def _correct(cls, df: pd.DataFrame) -> Series[bool]:
-        return _rows(df, lambda r: r["correct"] == (r["choice"] == r["gold_letter"])
-                     and r["category"] == ("O" if r["correct"] else "X"))
+        return _rows(
+            df,
+            lambda r: (
+                r["correct"] == (r["choice"] == r["gold_letter"]) and r["category"] == simple_category(r["correct"])
+            ),
+        )
 
     @pa.dataframe_check(name="no_duplicate_responses")
     @classmethod
@@ -191,7 +251,7 @@ class LongCotsSchema(_QuestionRef):
     @classmethod
     def _category(cls, df: pd.DataFrame) -> Series[bool]:
         def ok(r) -> bool:
-            want = ("O" if r["simple_correct"] else "X") + "->" + ("O" if r["correct"] else "X")
+            want = long_category(r["simple_correct"], r["correct"])
             return r["category"] == want and r["correct"] == (r["choice"] == r["gold_letter"])
 
         return _rows(df, ok)
@@ -230,8 +290,13 @@ class FourPhaseSchema(_QuestionRef):
     @pa.check("response", name="one_think_block_and_balanced_answer_tags")
     @classmethod
     def _structure(cls, s: Series[str]) -> Series[bool]:
-        return s.map(lambda t: t.count("<think>") == 1 and t.count("</think>") == 1
-                     and t.count("<answer>") == t.count("</answer>") >= 1)
+        return s.map(
+            lambda t: (
+                t.count("<think>") == 1
+                and t.count("</think>") == 1
+                and t.count("<answer>") == t.count("</answer>") >= 1
+            )
+        )
 
 
 class DifficultySchema(_QuestionRef):
@@ -255,14 +320,18 @@ class DifficultySchema(_QuestionRef):
     @classmethod
     def _rate(cls, df: pd.DataFrame) -> Series[bool]:
         def ok(r) -> bool:
-            return (r["n_correct"] <= r["k"] == len(r["choices"]) and abs(r["pass_rate"] - r["n_correct"] / r["k"]) < 1e-12
-                    and r["pass_rate_zero"] == (r["n_correct"] == 0) and r["pass_rate_below_1"] == (r["n_correct"] < r["k"]))
+            return (
+                r["n_correct"] <= r["k"] == len(r["choices"])
+                and abs(r["pass_rate"] - r["n_correct"] / r["k"]) < 1e-12
+                and r["pass_rate_zero"] == (r["n_correct"] == 0)
+                and r["pass_rate_below_1"] == (r["n_correct"] < r["k"])
+            )
 
         return _rows(df, ok)
 
 
 def _split_matches_stage(df: pd.DataFrame) -> pd.Series:
-    return _rows(df, lambda r: r["split"] == f"stage{r['stage']}")
+    return _rows(df, lambda r: r["split"] == split_of(r["stage"]))
 
 
 class SftSchema(_QuestionRef):
@@ -298,8 +367,8 @@ class DpoSchema(_QuestionRef):
     rejected: Series[str] = pa.Field(str_matches=TARGET.pattern)
     chosen_id: Series[str] = pa.Field(str_matches=_HEX32)
     rejected_id: Series[str] = pa.Field(str_matches=_HEX32)
-    chosen_category: Series[str] = pa.Field(isin=["O", "X->O"])
-    rejected_category: Series[str] = pa.Field(isin=["X", "O->X", "X->X"])
+    chosen_category: Series[str] = pa.Field(isin=list(DPO_CHOSEN_CATEGORIES))
+    rejected_category: Series[str] = pa.Field(isin=list(DPO_REJECTED_CATEGORIES))
     call_keys: Series[object]
 
     class Config:
@@ -317,8 +386,11 @@ class DpoSchema(_QuestionRef):
         if not len(df):
             return pd.Series([], dtype=bool)
         key = df["question_id"]
-        return ((df["chosen"] != df["rejected"]) & ~pd.concat([key, df["chosen"]], axis=1).duplicated(keep=False)
-                & ~pd.concat([key, df["rejected"]], axis=1).duplicated(keep=False))
+        return (
+            (df["chosen"] != df["rejected"])
+            & ~pd.concat([key, df["chosen"]], axis=1).duplicated(keep=False)
+            & ~pd.concat([key, df["rejected"]], axis=1).duplicated(keep=False)
+        )
 
 
 class RlSchema(_QuestionRef):
@@ -330,7 +402,7 @@ class RlSchema(_QuestionRef):
     options: Series[object]
     gold_letter: Series[str] = pa.Field(isin=list(LETTERS))
     gold_text: Series[str] = pa.Field(str_length={"min_value": 1})
-    answer_format: Series[str] = pa.Field(isin=["(X)", "X.", "text"])
+    answer_format: Series[str] = pa.Field(isin=list(ANSWER_FORMATS))
     pass_rate: Series[float] = pa.Field(nullable=True, ge=0, le=1)
 
     class Config:
@@ -340,5 +412,11 @@ class RlSchema(_QuestionRef):
     @pa.dataframe_check(name="gold_is_the_lettered_option")
     @classmethod
     def _gold(cls, df: pd.DataFrame) -> Series[bool]:
-        return _rows(df, lambda r: len(r["options"]) == 4 and list(r["options"])[LETTERS.index(r["gold_letter"])] == r["gold_text"]
-                     and r["split"] == f"stage{r['stage']}")
+        return _rows(
+            df,
+            lambda r: (
+                len(r["options"]) == 4
+                and list(r["options"])[LETTERS.index(r["gold_letter"])] == r["gold_text"]
+                and r["split"] == split_of(r["stage"])
+            ),
+        )

@@ -27,7 +27,8 @@ def tf_backend(smollm2):
 @pytest.fixture(scope="session")
 def served(smollm2):
     """`transformers serve --continuous-batching` on a free loopback port; its process group is stopped after."""
-    server = LaunchedServer("transformers", str(smollm2), extra_args=["--device", "cpu"], startup_timeout_s=180,
-                            env={"HF_HUB_OFFLINE": "1"})
+    server = LaunchedServer(
+        "transformers", str(smollm2), extra_args=["--device", "cpu"], startup_timeout_s=180, env={"HF_HUB_OFFLINE": "1"}
+    )
     with server:
         yield {"base_url": server.base_url, "model": str(smollm2), "port": server.port}

@@ -21,8 +21,10 @@ def setup(tmp_path) -> dict:
     Image.new("RGB", (40, 30), (200, 10, 10)).save(data / "img" / "good.png")
     (data / "img" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)  # header, then garbage
     (data / "d.jsonl").write_text(
-        json.dumps({"example_id": "g", "image_file": "good.png", "description": "A red rectangle."}) + "\n"
-        + json.dumps({"example_id": "b", "image_file": "bad.png", "description": "Broken."}) + "\n"
+        json.dumps({"example_id": "g", "image_file": "good.png", "description": "A red rectangle."})
+        + "\n"
+        + json.dumps({"example_id": "b", "image_file": "bad.png", "description": "Broken."})
+        + "\n"
     )
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
@@ -30,7 +32,8 @@ def setup(tmp_path) -> dict:
             """
             name: cli
             sources:
-              - {name: synth, kind: synthetic_scenes, shards: 2, images_per_shard: 2, width: 128, height: 128, objects: [3, 4]}
+              - {name: synth, kind: synthetic_scenes, shards: 2, images_per_shard: 2, width: 128, height: 128,
+                 objects: [3, 4]}
               - {name: docs, kind: docci, descriptions: data/d.jsonl, images: data/img}
             models:
               vlm: {backend: transformers, model: base_model}
@@ -70,7 +73,9 @@ def test_validate_and_materialize_through_the_cli(tmp_path):
     images = pq.read_table(storage / "images" / "docs" / "0.parquet").to_pylist()
     quarantine = pq.read_table(storage / "images_quarantine" / "docs" / "0.parquet").to_pylist()
     assert [(r["caption"], r["width"], r["height"]) for r in images] == [("A red rectangle.", 40, 30)]
-    assert [(q["source_id"], q["reason"], q["field"], q["row"]) for q in quarantine] == [("b", "image_unreadable", "image", 1)]
+    assert [(q["source_id"], q["reason"], q["field"], q["row"]) for q in quarantine] == [
+        ("b", "image_unreadable", "image", 1)
+    ]
     assert quarantine[0]["file"].endswith("d.jsonl:2")
 
     out = dagster(env, "asset", "materialize", "-m", "definitions", "--select", SELECT, "--partition", "synth/1")

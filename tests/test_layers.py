@@ -1,4 +1,4 @@
-"""The layer rule of DESIGN.md: lgt/ is pure logic, schemas/ imports nothing of ours."""
+"""The layer rule (docs/architecture.md): lgt/ is pure, lgt/engines/ is a leaf, schemas/ imports nothing of ours."""
 
 import ast
 from pathlib import Path
@@ -15,15 +15,20 @@ ALLOWED = {  # package -> our packages it may import
 }
 
 
-def imports(path: Path) -> set[str]:
+def modules(path: Path) -> set[str]:
+    """Every module a file imports, dotted (`lgt.engines.types`)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
+
+
+def imports(path: Path) -> set[str]:
+    return {m.split(".")[0] for m in modules(path)}
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
@@ -36,6 +41,14 @@ def test_layer_rule(package):
             assert not {n for n in found if n.startswith("dagster")}, f"{f.relative_to(ROOT)} imports dagster"
         bad = (found & OURS) - ALLOWED[package]
         assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_engines_are_a_leaf_library():
+    files = sorted((ROOT / "lgt" / "engines").rglob("*.py"))
+    assert files
+    for f in files:
+        bad = {m for m in modules(f) if m.split(".")[0] in OURS and not m.startswith("lgt.engines")}
+        assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}: lgt/engines/ may import only itself"
 
 
 def test_rule_catches_a_dagster_import(tmp_path):

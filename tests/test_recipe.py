@@ -69,7 +69,7 @@ def test_unknown_key_missing_key_and_bad_kind(tmp_path):
         """,
     )
     msg = str(pytest.raises(RecipeError, load_recipe, p).value)
-    assert "line 6: sources[0].colour: got \"red\"; expected: Extra inputs are not permitted" in msg
+    assert 'line 6: sources[0].colour: got "red"; expected: Extra inputs are not permitted' in msg
     assert "sources[1].descriptions: got nothing (the key is missing); expected: Field required" in msg
     assert "sources[2]" in msg and "imagenet" in msg and "'synthetic_scenes', 'coco', 'docci', 'parquet'" in msg
 
@@ -95,7 +95,11 @@ def test_object_range_duplicate_names_and_openai_url(tmp_path):
     assert "sources[0].objects: got [5, 2]; expected: Value error, expected [min, max]" in msg
     assert "models.vlm: got" in msg and "backend 'openai' needs base_url" in msg
     # duplicate names are a list-level error, reported once the items are valid
-    p.write_text(p.read_text().replace("objects: [5, 2]", "objects: [2, 5]").replace("backend: openai, model: m", "backend: openai, model: m, base_url: 'http://127.0.0.1:1/v1'"))
+    p.write_text(
+        p.read_text()
+        .replace("objects: [5, 2]", "objects: [2, 5]")
+        .replace("backend: openai, model: m", "backend: openai, model: m, base_url: 'http://127.0.0.1:1/v1'")
+    )
     msg = str(pytest.raises(RecipeError, load_recipe, p).value)
     assert "source names must be unique; repeated: s" in msg
 
@@ -146,7 +150,11 @@ def test_more_sources_and_shards_add_partitions_without_code(tmp_path):
     )
     defs = build_definitions(load_recipe(p), base_path=str(tmp_path))
     assert defs.resolve_assets_def("images_quarantine").partitions_def.get_partition_keys() == [
-        "a/0", "a/1", "a/2", "b/0", "b/1"
+        "a/0",
+        "a/1",
+        "a/2",
+        "b/0",
+        "b/1",
     ]
 
 
@@ -157,8 +165,15 @@ def test_partition_key_round_trip():
 
 
 def test_cli_lists_partitions_and_reports_errors(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "lgt.recipe", "partitions", str(DEFAULT_RECIPE)], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "lgt.recipe", "partitions", str(DEFAULT_RECIPE)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 0 and out.stdout.split() == ["synth/0", "synth/1", "synth/2", "synth/3"]
     bad = write(tmp_path, "name: t\nsources: []\n")
-    out = subprocess.run([sys.executable, "-m", "lgt.recipe", "check", str(bad)], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "lgt.recipe", "check", str(bad)], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 2 and "sources: got []; expected: List should have at least 1 item" in out.stderr

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from lgt.engines.cache import CallCache
-from lgt.engines.engine import Backend, Engine, EngineStats
-from lgt.engines.types import Call, ImageInput, Request, Result, Sample, Sampling
-from lgt.recipe import ModelRole
+from lgt.engines.config import ModelRole, Sampling
+from lgt.engines.engine import Backend, Engine, EngineFor, EngineStats
+from lgt.engines.types import Call, ImageInput, Request, Result, Sample
 
-__all__ = ["Backend", "Call", "CallCache", "Engine", "EngineStats", "ImageInput", "Request", "Result", "Sample",
-           "Sampling", "make_backend"]
+__all__ = [
+    "Backend",
+    "Call",
+    "CallCache",
+    "Engine",
+    "EngineFor",
+    "EngineStats",
+    "ImageInput",
+    "ModelRole",
+    "Request",
+    "Result",
+    "Sample",
+    "Sampling",
+    "make_backend",
+]
 
 
 def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> Backend:
@@ -22,10 +35,14 @@ def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> 
 
         launched = server_url is not None  # vLLM/SGLang servers continue a prefilled turn natively
         return OpenAIBackend(
-            server_url or role.base_url, model, api_key_env=role.api_key_env, revision=role.revision,
+            server_url or role.base_url,
+            model,
+            api_key_env=role.api_key_env,
+            revision=role.revision,
             max_concurrency=role.max_concurrency,
             prefill_mode="continue_final_message" if launched else role.prefill_mode,
-            tokenizer=role.tokenizer, vision=bool(role.vision),
+            tokenizer=role.tokenizer,
+            vision=bool(role.vision),
         )
     if role.backend == "vllm":
         from lgt.engines.offline import VLLMBackend

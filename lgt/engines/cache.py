@@ -89,8 +89,16 @@ class CallCache:
             raise ValueError("only finished samples with a key are cached")
         self._conn().execute(
             "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (sample.key, model, sample.text, sample.finish_reason, sample.prompt_tokens,
-             sample.completion_tokens, sample.latency_s, time.time()),
+            (
+                sample.key,
+                model,
+                sample.text,
+                sample.finish_reason,
+                sample.prompt_tokens,
+                sample.completion_tokens,
+                sample.latency_s,
+                time.time(),
+            ),
         )
 
     def count(self) -> int:

@@ -88,8 +88,55 @@ def ground(request: Request, vision: bool) -> tuple[Request, str]:
 
 def _key_payload(req: Request, sample_index: int) -> dict[str, Any]:
     sampling = req.sampling.model_dump(mode="json", exclude={"n"})
-    return {"messages": req.messages, "prompt": req.prompt, "prefill": req.prefill, "sampling": sampling,
-            "sample_index": sample_index}
+    return {
+        "messages": req.messages,
+        "prompt": req.prompt,
+        "prefill": req.prefill,
+        "sampling": sampling,
+        "sample_index": sample_index,
+    }
+
+
+class _Progress:
+    """A tqdm bar (on a terminal) and a log line every `log_every_s` seconds and at the last call."""
+
+    def __init__(
+        self,
+        total: int,
+        start: float,
+        stats: EngineStats,
+        desc: str,
+        bar: bool,
+        log: Callable[[str], None] | None,
+        log_every_s: float,
+    ):
+        self.total, self.start, self.stats, self.log, self.log_every_s = total, start, stats, log, log_every_s
+        self.done = 0
+        self.last_log = time.monotonic()
+        self.bar = None
+        if bar and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="call")
+
+    def update(self) -> None:
+        """One more call finished."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        now = time.monotonic()
+        if self.log and (now - self.last_log >= self.log_every_s or self.done == self.total):
+            self.last_log = now
+            el = now - self.start
+            tps = self.stats.completion_tokens / el if el else 0.0
+            eta = el / self.done * (self.total - self.done)
+            self.log(
+                f"{self.done}/{self.total} calls, {self.stats.cache_hits} cached, {tps:.1f} tokens/s, ETA {eta:.0f}s"
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Engine:
@@ -111,26 +158,54 @@ class Engine:
     def _calls(self, i: int, r: Request) -> tuple[list[Call], str]:
         grounded, how = ground(r, self.backend.vision)
         calls = [
-            Call(i, j, grounded, call_key(self.backend.model_id, self.backend.revision, _key_payload(grounded, j)),
-                 r.sampling.seed + j)
+            Call(
+                i,
+                j,
+                grounded,
+                call_key(self.backend.model_id, self.backend.revision, _key_payload(grounded, j)),
+                r.sampling.seed + j,
+            )
             for j in range(r.sampling.n)
         ]
         return calls, how
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """One result per request, in request order: cached samples first, then the backend for the rest."""
         start = time.monotonic()
+        results, calls = self._plan(requests)
+        self.stats.samples += sum(r.sampling.n for r in requests)
+        todo = self._lookup(calls, results)
+        progress = _Progress(
+            len(todo), start, self.stats, f"{self.backend.model_id}", self.progress_bar, self.log, self.log_every_s
+        )
+        try:
+            if todo:
+                self._dispatch(todo, results, progress)
+        finally:
+            progress.close()
+            self.stats.seconds += time.monotonic() - start
+        missing = [(i, j) for i, r in enumerate(results) for j, s in enumerate(r.samples) if s is None]
+        if missing:  # a backend that forgets a call is a bug, not an error row
+            raise RuntimeError(f"backend {self.backend.model_id} returned no result for {len(missing)} calls")
+        return results
+
+    def _plan(self, requests: Sequence[Request]) -> tuple[list[Result], list[Call]]:
+        """Empty result slots and the calls that fill them; a request no model can see fails here."""
         results: list[Result] = []
         calls: list[Call] = []
         for i, r in enumerate(requests):
             try:
                 rc, how = self._calls(i, r)
             except NoVision as e:
-                results.append(Result([Sample("", None, error="no_vision", error_detail=str(e))] * r.sampling.n, "none"))
+                failed = Sample("", None, error="no_vision", error_detail=str(e))
+                results.append(Result([failed] * r.sampling.n, "none"))
                 continue
             results.append(Result([None] * r.sampling.n, how))  # type: ignore[list-item]
             calls.extend(rc)
-        self.stats.samples += sum(r.sampling.n for r in requests)
+        return results, calls
 
+    def _lookup(self, calls: list[Call], results: list[Result]) -> dict[str, list[Call]]:
+        """Fills cached samples in; returns the calls left to make, identical calls grouped under one key."""
         hits = self.cache.get_many([c.key for c in calls]) if self.cache else {}
         todo: dict[str, list[Call]] = {}
         for c in calls:
@@ -143,18 +218,12 @@ class Engine:
             for s in res.samples:
                 if s is not None and s.cached:
                     self.stats.finish_reasons[s.finish_reason] += 1
+        return todo
 
-        total = len(todo)
-        done = 0
-        last_log = time.monotonic()
-        bar = None
-        if self.progress_bar and total:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc=f"{self.backend.model_id}", unit="call")
+    def _dispatch(self, todo: dict[str, list[Call]], results: list[Result], progress: _Progress) -> None:
+        """Sends one call per key to the backend; each sample is cached, filled in and counted as it arrives."""
 
         def on_result(call: Call, sample: Sample) -> None:
-            nonlocal done, last_log
             sample.key = call.key
             if sample.ok and self.cache is not None:
                 self.cache.put(self.backend.model_id, sample)
@@ -167,25 +236,9 @@ class Engine:
                 self.stats.finish_reasons[sample.finish_reason] += 1
             else:
                 self.stats.errors[sample.error] += 1
-            done += 1
-            if bar is not None:
-                bar.update(1)
-            now = time.monotonic()
-            if self.log and (now - last_log >= self.log_every_s or done == total):
-                last_log = now
-                el = now - start
-                tps = self.stats.completion_tokens / el if el else 0.0
-                eta = el / done * (total - done)
-                self.log(f"{done}/{total} calls, {self.stats.cache_hits} cached, {tps:.1f} tokens/s, ETA {eta:.0f}s")
+            progress.update()
 
-        try:
-            if todo:
-                self.backend.run([cs[0] for cs in todo.values()], on_result)
-        finally:
-            if bar is not None:
-                bar.close()
-            self.stats.seconds += time.monotonic() - start
-        missing = [(i, j) for i, r in enumerate(results) for j, s in enumerate(r.samples) if s is None]
-        if missing:  # a backend that forgets a call is a bug, not an error row
-            raise RuntimeError(f"backend {self.backend.model_id} returned no result for {len(missing)} calls")
-        return results
+        self.backend.run([cs[0] for cs in todo.values()], on_result)
+
+
+EngineFor = Callable[[str], Engine]  # a role name -> its engine

@@ -12,6 +12,7 @@ import io
 import time
 from collections.abc import Callable
 
+from lgt.engines.messages import convert_messages, image_placeholder, image_url
 from lgt.engines.types import Call, Sample
 
 
@@ -24,19 +25,16 @@ def _require(package: str, backend: str) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise RuntimeError(f"backend {backend!r} needs a CUDA GPU and this machine has none; use 'transformers' or 'openai'")
+            raise RuntimeError(
+                f"backend {backend!r} needs a CUDA GPU and this machine has none; use 'transformers' or 'openai'"
+            )
     except ImportError:
         raise RuntimeError(f"backend {backend!r} needs torch") from None
 
 
 def _openai_messages(call: Call) -> list[dict]:
-    out = []
-    for m in call.request.messages or []:
-        c = m.get("content")
-        if isinstance(c, list):
-            c = [{"type": "image_url", "image_url": {"url": p["image"].data_url()}} if p.get("type") == "image"
-                 else {"type": "text", "text": p["text"]} for p in c]
-        out.append({"role": m["role"], "content": c})
+    """vLLM's chat input: OpenAI-style messages, the prefill as a final assistant turn."""
+    out = convert_messages(call.request.messages, image_url)
     if call.request.prefill:
         out.append({"role": "assistant", "content": call.request.prefill})
     return out
@@ -57,9 +55,15 @@ class VLLMBackend:
 
         s = call.request.sampling
         return SamplingParams(
-            n=1, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or -1,
-            repetition_penalty=s.repetition_penalty, max_tokens=s.max_new_tokens, seed=call.seed,
-            stop=list(s.stop) or None, bad_words=list(s.banned_words) or None,
+            n=1,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k or -1,
+            repetition_penalty=s.repetition_penalty,
+            max_tokens=s.max_new_tokens,
+            seed=call.seed,
+            stop=list(s.stop) or None,
+            bad_words=list(s.banned_words) or None,
         )
 
     def run(self, calls: list[Call], on_result: Callable[[Call, Sample], None]) -> None:
@@ -73,10 +77,16 @@ class VLLMBackend:
             params = [self._params(c) for c in group]
             try:
                 if kind == "raw":
-                    outs = self.llm.generate([c.request.prompt + c.request.prefill for c in group], params, use_tqdm=False)
+                    prompts = [c.request.prompt + c.request.prefill for c in group]
+                    outs = self.llm.generate(prompts, params, use_tqdm=False)
                 else:
-                    outs = self.llm.chat([_openai_messages(c) for c in group], params, use_tqdm=False,
-                                         add_generation_prompt=kind == "chat", continue_final_message=kind == "prefill")
+                    outs = self.llm.chat(
+                        [_openai_messages(c) for c in group],
+                        params,
+                        use_tqdm=False,
+                        add_generation_prompt=kind == "chat",
+                        continue_final_message=kind == "prefill",
+                    )
             except Exception as e:
                 for c in group:
                     on_result(c, Sample.failed("backend", e))
@@ -84,8 +94,16 @@ class VLLMBackend:
             latency = time.monotonic() - t0
             for c, o in zip(group, outs):
                 seq = o.outputs[0]
-                on_result(c, Sample(seq.text, "length" if seq.finish_reason == "length" else "stop",
-                                    len(o.prompt_token_ids or []), len(seq.token_ids), latency))
+                on_result(
+                    c,
+                    Sample(
+                        seq.text,
+                        "length" if seq.finish_reason == "length" else "stop",
+                        len(o.prompt_token_ids or []),
+                        len(seq.token_ids),
+                        latency,
+                    ),
+                )
 
     def close(self) -> None:
         self.llm = None
@@ -107,12 +125,7 @@ class SGLangBackend:
         req = call.request
         if req.prompt is not None:
             return req.prompt + req.prefill
-        msgs = []
-        for m in req.messages or []:
-            c = m.get("content")
-            if isinstance(c, list):
-                c = [{"type": "image"} if p.get("type") == "image" else {"type": "text", "text": p["text"]} for p in c]
-            msgs.append({"role": m["role"], "content": c})
+        msgs = convert_messages(req.messages, image_placeholder)
         if req.prefill:
             msgs.append({"role": "assistant", "content": req.prefill})
             return self.templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
@@ -125,13 +138,24 @@ class SGLangBackend:
         params = []
         for c in calls:
             s = c.request.sampling
-            params.append({"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k or -1,
-                           "repetition_penalty": s.repetition_penalty, "max_new_tokens": s.max_new_tokens,
-                           "stop": list(s.stop) or None, "sampling_seed": c.seed})
+            params.append(
+                {
+                    "temperature": s.temperature,
+                    "top_p": s.top_p,
+                    "top_k": s.top_k or -1,
+                    "repetition_penalty": s.repetition_penalty,
+                    "max_new_tokens": s.max_new_tokens,
+                    "stop": list(s.stop) or None,
+                    "sampling_seed": c.seed,
+                }
+            )
         images = [[Image.open(io.BytesIO(i.data)).convert("RGB") for i in c.request.images()] or None for c in calls]
         try:
-            outs = self.engine.generate(prompt=[self._prompt(c) for c in calls], sampling_params=params,
-                                        image_data=images if any(images) else None)
+            outs = self.engine.generate(
+                prompt=[self._prompt(c) for c in calls],
+                sampling_params=params,
+                image_data=images if any(images) else None,
+            )
         except Exception as e:
             for c in calls:
                 on_result(c, Sample.failed("backend", e))
@@ -140,8 +164,16 @@ class SGLangBackend:
         for c, o in zip(calls, outs):
             meta = o.get("meta_info", {})
             reason = (meta.get("finish_reason") or {}).get("type")
-            on_result(c, Sample(o["text"], "length" if reason == "length" else "stop",
-                                meta.get("prompt_tokens", 0), meta.get("completion_tokens", 0), latency))
+            on_result(
+                c,
+                Sample(
+                    o["text"],
+                    "length" if reason == "length" else "stop",
+                    meta.get("prompt_tokens", 0),
+                    meta.get("completion_tokens", 0),
+                    latency,
+                ),
+            )
 
     def close(self) -> None:
         self.engine.shutdown()

@@ -18,6 +18,7 @@ from typing import Any
 
 import openai
 
+from lgt.engines.messages import convert_messages, image_url
 from lgt.engines.types import Call, Sample
 
 
@@ -70,17 +71,6 @@ class OpenAIBackend:
         msgs = [*messages, {"role": "assistant", "content": prefill}]
         return self._tokenizer.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
 
-    @staticmethod
-    def _content(m: dict) -> Any:
-        c = m.get("content")
-        if not isinstance(c, list):
-            return c
-        return [
-            {"type": "image_url", "image_url": {"url": p["image"].data_url()}} if p.get("type") == "image"
-            else {"type": "text", "text": p["text"]}
-            for p in c
-        ]
-
     def _params(self, call: Call) -> dict[str, Any]:
         s = call.request.sampling
         params: dict[str, Any] = {
@@ -111,10 +101,12 @@ class OpenAIBackend:
             choice = resp.choices[0]
             text = choice.text
         else:
-            messages = [{"role": m["role"], "content": self._content(m)} for m in req.messages or []]
+            messages = convert_messages(req.messages, image_url)
             if req.prefill:
                 messages.append({"role": "assistant", "content": req.prefill})
-                params.setdefault("extra_body", {}).update({"continue_final_message": True, "add_generation_prompt": False})
+                params.setdefault("extra_body", {}).update(
+                    {"continue_final_message": True, "add_generation_prompt": False}
+                )
             resp = await client.chat.completions.create(messages=messages, **params)
             choice = resp.choices[0]
             text = choice.message.content or ""

@@ -27,20 +27,54 @@ def free_port() -> int:
 def server_command(kind: str, model: str, port: int, extra: list[str] | None = None) -> list[str]:
     bindir = Path(sys.executable).parent
     if kind == "vllm":
-        cmd = [str(bindir / "vllm"), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--enable-prefix-caching"]
+        cmd = [
+            str(bindir / "vllm"),
+            "serve",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--enable-prefix-caching",
+        ]
     elif kind == "sglang":
-        cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", model, "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
     elif kind == "transformers":
-        cmd = [str(bindir / "transformers"), "serve", model, "--continuous-batching", "--host", "127.0.0.1",
-               "--port", str(port)]
+        cmd = [
+            str(bindir / "transformers"),
+            "serve",
+            model,
+            "--continuous-batching",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
     else:
         raise ValueError(f"no server launcher for backend {kind!r}")
     return cmd + list(extra or [])
 
 
 class LaunchedServer:
-    def __init__(self, kind: str, model: str, port: int | None = None, extra_args: list[str] | None = None,
-                 startup_timeout_s: float = 900.0, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        model: str,
+        port: int | None = None,
+        extra_args: list[str] | None = None,
+        startup_timeout_s: float = 900.0,
+        env: dict[str, str] | None = None,
+    ):
         self.kind, self.model = kind, model
         self.port = port or free_port()
         self.cmd = server_command(kind, model, self.port, extra_args)
@@ -55,7 +89,9 @@ class LaunchedServer:
 
     def start(self) -> LaunchedServer:
         log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+        )
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if self.proc.poll() is not None:
@@ -66,7 +102,9 @@ class LaunchedServer:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise TimeoutError(f"{self.kind} server not healthy after {self.startup_timeout_s}s; see {self.log_path}")
+                    raise TimeoutError(
+                        f"{self.kind} server not healthy after {self.startup_timeout_s}s; see {self.log_path}"
+                    ) from None
                 time.sleep(1.0)
 
     def stop(self, grace_s: float = 30.0) -> None:

@@ -17,10 +17,9 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from lgt.base_model import checkpoint_revision
+from lgt.engines.checkpoint import checkpoint_revision
+from lgt.engines.messages import convert_messages, image_placeholder
 from lgt.engines.types import Call, Sample
-
-
 
 
 class RowSampler(LogitsProcessor):
@@ -144,18 +143,13 @@ class TransformersBackend:
         req = call.request
         if req.prompt is not None:
             return req.prompt + req.prefill
-        msgs = [self._template_message(m) for m in req.messages or []]
+        # a vision model's processor takes {"type": "image"} placeholders; the pixels go in separately
+        msgs = convert_messages(req.messages, image_placeholder)
         templater = self.processor if self.processor is not None else self.tokenizer
         if req.prefill:
             msgs.append({"role": "assistant", "content": req.prefill})
             return templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
         return templater.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-
-    def _template_message(self, m: dict) -> dict:
-        content = m.get("content")
-        if isinstance(content, list):  # a vision model's processor takes {"type": "image"} placeholders
-            content = [{"type": "image"} if p.get("type") == "image" else {"type": "text", "text": p["text"]} for p in content]
-        return {"role": m["role"], "content": content}
 
     def bad_words_ids(self, words: list[str]) -> list[list[int]] | None:
         seqs = set()
@@ -246,7 +240,8 @@ class TransformersBackend:
     def _eos_ids(self) -> list[int]:
         ids = self.model.generation_config.eos_token_id
         ids = ids if isinstance(ids, list) else [ids]
-        return [i for i in ids if i is not None] + ([self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else [])
+        tok_eos = self.tokenizer.eos_token_id
+        return [i for i in ids if i is not None] + ([tok_eos] if tok_eos is not None else [])
 
     def close(self) -> None:
         self.model = None

@@ -14,9 +14,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from lgt.recipe import Sampling
+from lgt.engines.config import Sampling
 
-__all__ = ["ImageInput", "Request", "Sample", "Result", "Call", "Sampling"]
+__all__ = ["ImageInput", "Request", "Sample", "Result", "Call"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,149 @@
+"""Parquet / HF datasets: any parquet with a column mapping in the recipe.
+
+The image column may hold an HF image struct {bytes, path}, raw bytes, or a
+path relative to `image_root`. The objects column (optional) holds a list of
+structs with `label`, `bbox` (or `bbox_xyxy`), optional `attributes` and
+`object_id`; the recipe's `bbox_format` says how to read the box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
+
+from lgt.config import Strict, resolve_path
+from lgt.images.sources.base import SourceConfig, first_occurrences, require_dir, shard_range
+from lgt.images.validate import Quarantine, RawObject, RawRecord, read_image_file, safe_join
+
+
+class ParquetColumns(Strict):
+    image: str = Field(description="HF image struct {bytes, path}, raw bytes, or a path string")
+    caption: str | None = None
+    id: str | None = None
+    objects: str | None = Field(None, description="list of structs with label, bbox and optional attributes")
+    split: str | None = None
+
+
+class ParquetSource(SourceConfig):
+    kind: Literal["parquet"]
+    path: Path = Field(description="a parquet file or a folder of them")
+    columns: ParquetColumns
+    image_root: Path | None = Field(None, description="root for images given as relative paths")
+    bbox_format: Literal["xyxy", "xywh"] = "xyxy"
+    require_caption: bool = True
+
+    _paths = field_validator("path", "image_root")(resolve_path)
+
+
+def parquet_files(path: Path) -> list[Path]:
+    p = Path(path)
+    files = sorted(p.rglob("*.parquet")) if p.is_dir() else [p]
+    if not files or not all(f.exists() for f in files):
+        raise FileNotFoundError(f"{p}: no parquet file there")
+    return files
+
+
+def _image(value: Any, src) -> tuple[bytes, str | None]:
+    path = None
+    if isinstance(value, dict):
+        path = value.get("path")
+        if value.get("bytes"):
+            return value["bytes"], path
+        value = path
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value), None
+    if isinstance(value, str) and value:
+        if src.image_root is None:
+            raise Quarantine(
+                "image_unreadable", src.columns.image, f"a path {value!r} but the recipe sets no image_root"
+            )
+        return read_image_file(safe_join(str(src.image_root), value, src.columns.image)), value
+    raise Quarantine("image_unreadable", src.columns.image, "no image bytes or path")
+
+
+def read_parquet(src: ParquetSource, shard: int) -> Iterator[RawRecord]:
+    cols = src.columns
+    wanted = [c for c in (cols.image, cols.caption, cols.id, cols.objects, cols.split) if c]
+    files = parquet_files(src.path)
+    if src.image_root is not None:
+        require_dir(src.image_root, "image_root")
+    ids: list[Any] = []
+    for f in files:
+        names = pq.read_schema(f).names
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise ValueError(f"{f}: column(s) {missing} named in the recipe are not in the file (it has {names})")
+        if cols.id:
+            ids.extend(pq.read_table(f, columns=[cols.id]).column(0).to_pylist())
+        else:
+            ids.extend(range(len(ids), len(ids) + pq.ParquetFile(f).metadata.num_rows))
+    first = first_occurrences(ids)
+    rows = shard_range(len(ids), src.shards, shard)
+    offset = 0
+    for f in files:
+        pf = pq.ParquetFile(f)
+        n = pf.metadata.num_rows
+        if offset + n <= rows.start or offset >= rows.stop:
+            offset += n
+            continue
+        for batch in pf.iter_batches(batch_size=256, columns=wanted):
+            for rec_d in batch.to_pylist():
+                row, offset = offset, offset + 1
+                if row in rows:
+                    yield _record(src, shard, row, str(f), rec_d, first)
+    return
+
+
+def _record(src, shard: int, row: int, file: str, d: dict, first: dict) -> RawRecord:
+    cols = src.columns
+    sid = d.get(cols.id) if cols.id else row
+    img = d.get(cols.image)
+    path = img.get("path") if isinstance(img, dict) else img
+    rec = RawRecord(
+        source=src.name,
+        split=str(d.get(cols.split) or src.split) if cols.split else src.split,
+        shard=shard,
+        row=row,
+        file=file,
+        source_id=str(sid),
+        image_path=path if isinstance(path, str) else None,  # set now so a quarantine row names a bad path
+        caption=d.get(cols.caption) if cols.caption else None,
+        require_caption=src.require_caption and cols.caption is not None,  # no caption column: nothing to require
+        raw={k: v for k, v in d.items() if k != cols.image},
+    )
+    try:
+        if sid is None:
+            raise Quarantine("record_malformed", cols.id or "<row>", "the id is null")
+        if first.get(sid) != row:
+            raise Quarantine("duplicate_id", cols.id or "<row>", f"{sid!r} first seen at row {first.get(sid)}")
+        rec.image_bytes, rec.image_path = _image(img, src)
+        for i, o in enumerate((d.get(cols.objects) or []) if cols.objects else []):
+            if not isinstance(o, dict):
+                raise Quarantine("record_malformed", f"{cols.objects}[{i}]", "an object must be a struct")
+            attrs = o.get("attributes") or {}
+            if isinstance(attrs, list):  # arrow maps arrive as (key, value) pairs, our layout as {key, value} structs
+                try:
+                    attrs = dict((a["key"], a["value"]) if isinstance(a, dict) else a for a in attrs)
+                except (KeyError, TypeError, ValueError):
+                    attrs = None
+            if not isinstance(attrs, dict):
+                where = f"{cols.objects}[{i}].attributes"
+                raise Quarantine("record_malformed", where, "expected a map or {key, value} pairs")
+            rec.objects.append(
+                RawObject(
+                    label=o.get("label"),
+                    bbox=o.get("bbox") if o.get("bbox") is not None else o.get("bbox_xyxy"),
+                    bbox_format=src.bbox_format,
+                    # a struct column has every field in every row: a null one is an absent attribute, not "None"
+                    attributes={str(k): str(v) for k, v in attrs.items() if v is not None},
+                    object_id=o.get("object_id"),
+                )
+            )
+        rec.metadata = {"file": Path(file).name}
+    except Quarantine as q:
+        rec.error = q
+    return rec

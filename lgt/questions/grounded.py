@@ -1,0 +1,209 @@
+"""Stage 1, `questions_grounded`: programmatic families plus LLM-written grounded MCQs for one shard.
+
+The LLM path (LGT stage 1): a prompt with the dense caption and the object
+list (normalised boxes) asks for object-centric MCQs in a tagged format. An
+item is kept only if it parses, exactly one option equals its answer, the
+question does not contain the answer, it is not a duplicate and, where the
+recipe asks, the verifier role picks the same option. Every reject is counted
+by reason; a small model whose outputs mostly fail to parse costs yield, not
+a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+
+from lgt.engines import EngineFor, ImageInput, Request
+from lgt.images.stand_in import object_list, stand_in
+from lgt.prompts import load_prompt
+from lgt.questions.families import Draft, FamilyPlan, Rules, View, generate, objects_of
+from lgt.questions.parse import LETTERS, extract_choice, parse_mcqs
+from lgt.questions.rows import config_version, dedupe, item_row, items_table
+from lgt.recipe import Models, QuestionsGroundedStage
+from lgt.results import StageResult
+
+WRITER_PROMPT = "questions_grounded.j2"
+WRITER_PREFILL = "<question>"  # starting the reply in the format lifts the parse rate of small models
+SOLVE_PROMPT = "solve_mcq.j2"
+
+
+def rules_of(stage: QuestionsGroundedStage) -> Rules:
+    m = stage.margins
+    return Rules(
+        attributes={k: (a.noun, list(a.values)) for k, a in stage.attributes.items()},
+        position_gap=m.position_gap,
+        area_ratio=m.area_ratio,
+        distance_ratio=m.distance_ratio,
+        extreme_gap=m.extreme_gap,
+        labels=tuple(stage.labels),
+    )
+
+
+def plans_of(stage: QuestionsGroundedStage) -> dict[str, FamilyPlan]:
+    return {f: FamilyPlan(spec.max_per_image, stage.phrasings(f)) for f, spec in stage.families.items()}
+
+
+def templates_version(stage: QuestionsGroundedStage) -> str:
+    return config_version(
+        "templates",
+        {f: [p.max_per_image, list(p.phrasings)] for f, p in plans_of(stage).items()},
+        stage.model_dump(mode="json", include={"attributes", "labels", "margins", "compose_support"}),
+    )
+
+
+def view_of(row: dict[str, Any], rules: Rules) -> View:
+    return View(row["image_id"], row["width"], row["height"], objects_of(row), rules)
+
+
+def template_rows(
+    rows: list[dict[str, Any]], stage: QuestionsGroundedStage, source: str, skips: Counter
+) -> list[dict[str, Any]]:
+    """Every programmatic family on every image of the shard."""
+    rules, plans, version = rules_of(stage), plans_of(stage), templates_version(stage)
+    shard_labels = sorted({o["label"] for r in rows for o in r["objects"]})
+    out = []
+    for row in rows:
+        view = view_of(row, rules)
+        for d in generate(view, plans, stage.seed, skips, shard_labels, stage.compose_support):
+            out.append(item_row(d, row["image_id"], source, stage=1, origin="template", prompt_version=version))
+    return out
+
+
+def solve_request(row: dict[str, Any], question: str, options: list[str], sampling, keys=None) -> Request:
+    """The verifier's view of a question: the image (or its stand-in) and the lettered options."""
+    text = load_prompt(SOLVE_PROMPT).render(question=question, options=list(zip(LETTERS, options)))
+    image = ImageInput(row["image"]["bytes"], stand_in=stand_in(row, keys))
+    content = [{"type": "image", "image": image}, {"type": "text", "text": text}]
+    return Request(messages=[{"role": "user", "content": content}], sampling=sampling)
+
+
+def llm_rows(
+    rows: list[dict[str, Any]],
+    stage: QuestionsGroundedStage,
+    models: Models,
+    source: str,
+    engine_for: EngineFor,
+    rejects: Counter,
+    funnel: dict[str, int],
+) -> list[dict[str, Any]]:
+    cfg = stage.llm
+    sent = rows if cfg.max_images is None else rows[: cfg.max_images]
+    writer = load_prompt(WRITER_PROMPT)
+    keys = list(stage.attributes) or None
+    sampling = cfg.sampling_for(models)
+    requests = [
+        Request(
+            messages=[
+                {
+                    "role": "user",
+                    "content": writer.render(
+                        caption=r["caption"], objects=object_list(r, keys), n_questions=cfg.questions_per_image
+                    ),
+                }
+            ],
+            prefill=WRITER_PREFILL,
+            sampling=sampling,
+        )
+        for r in sent
+    ]
+    engine = engine_for(cfg.role)
+    results = engine.generate(requests)
+    funnel["llm/images"] = len(sent)
+    funnel["llm/outputs"] = sum(len(res.samples) for res in results)
+    drafts: list[tuple[dict[str, Any], Draft, str]] = []
+    for row, res in zip(sent, results):
+        ids = {o["object_id"] for o in row["objects"]}
+        for s in res.samples:
+            if not s.ok:
+                rejects["call_failed"] += 1
+                continue
+            items, why = parse_mcqs(WRITER_PREFILL + s.text)
+            rejects.update(why)
+            for m in items:
+                answer = m.options[m.answer_index]
+                d = Draft(
+                    "llm",
+                    m.question,
+                    answer,
+                    [o for i, o in enumerate(m.options) if i != m.answer_index],
+                    [i for i in m.object_ids if i in ids],
+                    {"options": list(m.options), "answer_index": m.answer_index, "objects_named": list(m.object_ids)},
+                    reasoning_type=m.reasoning_type or "Unspecified",
+                )
+                drafts.append((row, d, s.key))
+    funnel["llm/parsed"] = len(drafts)
+    out = [
+        item_row(
+            d,
+            row["image_id"],
+            source,
+            stage=1,
+            origin="llm",
+            prompt_version=writer.version,
+            model=engine.backend.model_id,
+            call_keys=[key],
+        )
+        for row, d, key in drafts
+    ]
+    out = dedupe(out, rejects)
+    if cfg.verify and out:
+        out = verified(out, {r["image_id"]: r for r in sent}, models, engine_for, rejects, keys)
+    funnel["llm/kept"] = len(out)
+    return out
+
+
+def verified(
+    items: list[dict[str, Any]],
+    rows_by_id: dict[str, dict],
+    models: Models,
+    engine_for: EngineFor,
+    rejects: Counter,
+    keys=None,
+) -> list[dict[str, Any]]:
+    """Keep the items whose gold option the verifier role also picks (options in the writer's order)."""
+    specs = [json.loads(it["spec"]) for it in items]
+    reqs = [
+        solve_request(rows_by_id[it["image_id"]], it["question"], spec["options"], models.verifier.sampling, keys)
+        for it, spec in zip(items, specs)
+    ]
+    kept = []
+    for it, spec, res in zip(items, specs, engine_for("verifier").generate(reqs)):
+        s = res.samples[0]
+        if not s.ok:
+            rejects["verifier_failed"] += 1
+        elif extract_choice(s.text, spec["options"]) != spec["answer_index"]:
+            rejects["verifier_disagrees"] += 1
+        else:
+            kept.append({**it, "call_keys": it["call_keys"] + [s.key]})
+    return kept
+
+
+def build_questions_grounded(
+    images: pa.Table, stage: QuestionsGroundedStage, models: Models, source: str, engine_for: EngineFor | None
+) -> StageResult:
+    """One shard of stage 1. `engine_for(role)` is needed only when the LLM path is enabled."""
+    start = time.perf_counter()
+    rows = images.to_pylist()
+    skips: Counter = Counter()
+    rejects: Counter = Counter()
+    funnel: dict[str, int] = {"images": len(rows)}
+    out = template_rows(rows, stage, source, skips)
+    funnel["template/rendered"] = len(out)
+    if stage.llm.enabled and rows:
+        if engine_for is None:
+            raise ValueError("questions_grounded: the LLM path is enabled but no engine was given")
+        out += llm_rows(rows, stage, models, source, engine_for, rejects, funnel)
+    n = len(out)
+    out = dedupe(out, rejects)
+    funnel["kept"] = len(out)
+    if n != len(out):
+        funnel["duplicates"] = n - len(out)
+    families = Counter(r["family"] for r in out)
+    result = StageResult(items_table(out), funnel, rejects, families, time.perf_counter() - start)
+    result.rejects.update({f"skip/{k}": v for k, v in skips.items()})
+    return result

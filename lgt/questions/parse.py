@@ -1,0 +1,241 @@
+"""Parse model-written multiple-choice questions, and read which option a solver picked.
+
+A generator model writes one or more items in a tagged format::
+
+    <question>What colour is the object at the top left?</question>
+    <options>
+    (A) red
+    (B) blue
+    (C) green
+    (D) yellow
+    </options>
+    <answer>red</answer>
+    <objects>o2, o5</objects>
+    <type>Recognition</type>
+
+`parse_mcqs` keeps the items that are well formed and unambiguous and counts why the others
+were rejected; `extract_choice` maps a solver's free-form response to an option index. Both
+are strict on purpose: a dropped item or a None choice is cheap, a wrong label is not.
+Neither ever raises on a str.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas.vocab import LETTERS
+
+REJECT_REASONS = (
+    "no_items",
+    "malformed",
+    "options_not_distinct",
+    "answer_not_an_option",
+    "answer_matches_several_options",
+    "question_contains_answer",
+)
+_TAGS = ("question", "options", "answer", "objects", "type")
+
+
+@dataclass(frozen=True)
+class ParsedMCQ:
+    question: str  # stripped, inner whitespace collapsed
+    options: tuple[str, ...]  # exactly 4, in A-D order, stripped, letter markers removed
+    answer_index: int  # 0..3
+    object_ids: tuple[str, ...]  # from <objects>, empty if absent
+    reasoning_type: str  # from <type>, "" if absent
+
+
+# ---------------------------------------------------------------- text comparison
+
+_QUOTES = "\"'`“”‘’«»"
+_TRAILING_PUNCT = ".,;:!?"
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
+
+
+def normalize(text: str) -> str:
+    """The form in which option, answer and question texts are compared."""
+    s = " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    # quotes and end punctuation nest either way ('"red."', '"red".'), so peel until nothing changes
+    previous = None
+    while s != previous:
+        previous = s
+        s = s.strip(_QUOTES).rstrip(_TRAILING_PUNCT).strip()
+    return _ARTICLE.sub("", s, count=1)
+
+
+def _phrase_spans(phrase: str, text: str) -> list[tuple[int, int]]:
+    """Where `phrase` occurs in `text` as whole words; lookarounds rather than \\b so '3.5' or '(x)' work too."""
+    if not phrase:
+        return []
+    return [m.span() for m in re.finditer(rf"(?<!\w){re.escape(phrase)}(?!\w)", text)]
+
+
+# ---------------------------------------------------------------- parse_mcqs
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str):
+        assert reason in REJECT_REASONS
+        super().__init__(reason)
+        self.reason = reason
+
+
+_QUESTION_OPEN = re.compile(r"<question>", re.IGNORECASE)
+_OPTION_LINE = re.compile(r"(?:\(([A-D])\)|([A-D])[.):])\s*(.*)", re.IGNORECASE)
+# text after the letter must then equal that option; a bare letter only counts as the whole answer
+_ANSWER_LETTER = re.compile(r"(?:\(([A-D])\)|([A-D])[.):])\s*(.*)|([A-D])", re.IGNORECASE | re.DOTALL)
+
+
+def _field(chunk: str, tag: str) -> str | None:
+    """Text inside <tag>...</tag>, None if the tag is absent. Unclosed (truncated) or repeated → malformed."""
+    opens = list(re.finditer(f"<{tag}>", chunk, re.IGNORECASE))
+    if not opens:
+        return None
+    if len(opens) > 1:
+        raise _Reject("malformed")
+    close = re.compile(f"</{tag}>", re.IGNORECASE).search(chunk, opens[0].end())
+    if close is None:
+        raise _Reject("malformed")
+    return chunk[opens[0].end() : close.start()]
+
+
+def _parse_options(block: str) -> tuple[str, ...]:
+    letters, texts = [], []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        m = _OPTION_LINE.fullmatch(line.strip())
+        if m is None:
+            raise _Reject("malformed")
+        letters.append((m.group(1) or m.group(2)).upper())
+        texts.append(m.group(3).strip())
+    if "".join(letters) != LETTERS or not all(texts):
+        raise _Reject("malformed")
+    return tuple(texts)
+
+
+def _answer_index(answer: str, norm_options: list[str]) -> int:
+    # option text first, so an option that itself looks like a letter form ("D.C.") is still found
+    target = normalize(answer)
+    matches = [i for i, o in enumerate(norm_options) if o == target]
+    if not matches and (m := _ANSWER_LETTER.fullmatch(answer)):
+        letter = m.group(1) or m.group(2) or m.group(4)
+        index = LETTERS.index(letter.upper())
+        rest = m.group(3)
+        if rest and normalize(rest) != norm_options[index]:
+            raise _Reject("answer_not_an_option")
+        # count by text even for a letter answer: if two options read the same, the letter is no help
+        matches = [i for i, o in enumerate(norm_options) if o == norm_options[index]]
+    if not matches:
+        raise _Reject("answer_not_an_option")
+    if len(matches) > 1:
+        raise _Reject("answer_matches_several_options")
+    return matches[0]
+
+
+def _parse_item(chunk: str) -> ParsedMCQ:
+    fields = {tag: _field(chunk, tag) for tag in _TAGS}
+    question = " ".join((fields["question"] or "").split())
+    answer = (fields["answer"] or "").strip()
+    if not question or fields["options"] is None or not answer:
+        raise _Reject("malformed")
+    options = _parse_options(fields["options"])
+    norm_options = [normalize(o) for o in options]
+    if not all(norm_options):  # e.g. an option that is only punctuation: nothing to compare
+        raise _Reject("malformed")
+    # answer matching before distinctness, so "answer equals two options" is reported as such
+    index = _answer_index(answer, norm_options)
+    if len(set(norm_options)) < len(norm_options):
+        raise _Reject("options_not_distinct")
+    if _phrase_spans(norm_options[index], normalize(question)):
+        raise _Reject("question_contains_answer")
+    return ParsedMCQ(
+        question=question,
+        options=options,
+        answer_index=index,
+        object_ids=tuple(t for t in re.split(r"[,\s]+", fields["objects"] or "") if t),
+        reasoning_type=" ".join((fields["type"] or "").split()),
+    )
+
+
+def parse_mcqs(text: str) -> tuple[list[ParsedMCQ], Counter]:
+    """Items kept, and a Counter of reject reasons (one per rejected item). No <question> at all → no_items."""
+    starts = [m.start() for m in _QUESTION_OPEN.finditer(text)]
+    if not starts:
+        return [], Counter({"no_items": 1})
+    kept: list[ParsedMCQ] = []
+    rejects: Counter = Counter()
+    # an item is its <question> and every tag up to the next <question>
+    for start, end in zip(starts, [*starts[1:], len(text)]):
+        try:
+            kept.append(_parse_item(text[start:end]))
+        except _Reject as reject:
+            rejects[reject.reason] += 1
+    return kept, rejects
+
+
+# ---------------------------------------------------------------- extract_choice
+
+_ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+_ANSWER_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
+# "The answer is (B)", "Answer: B.", "**Answer:** B"; what follows on its line is what it says
+_STATEMENT = re.compile(r"\banswer\b[\s*]*(?:is\b|:)[\s:*]*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_BARE_LETTER = re.compile(r"\(?([A-Za-z])\)?[.):]?")
+# upper case only for "B." / "B)" / "option B": lower-case "a." is too often just prose
+_LETTER_FORM = re.compile(r"\(([A-Za-z])\)|(?<![\w.])([A-Z])[.)](?!\w)|(?i:\b(?:option|choice))\s+\(?([A-Z])\b")
+_LEADING_LETTER = re.compile(r"\s*([A-Z])(?=\s)")
+
+
+def _phrase_hits(text: str, phrases: list[str]) -> set[int]:
+    """Options whose text occurs in `text`, ignoring occurrences inside a longer option's ("red" in "dark red")."""
+    found = {i: _phrase_spans(p, text) for i, p in enumerate(phrases)}
+
+    def inside_longer(i: int, s: int, e: int) -> bool:
+        return any(
+            len(phrases[j]) > len(phrases[i]) and a <= s and e <= b for j, spans in found.items() for a, b in spans
+        )
+
+    return {i for i, spans in found.items() if any(not inside_longer(i, s, e) for s, e in spans)}
+
+
+def _named(span: str, options: Sequence[str], *, scan: bool, phrases: bool, leading: bool) -> set[int]:
+    """Indices of the options `span` names. scan: letter forms anywhere; phrases: option texts anywhere."""
+    letters = []
+    if m := _BARE_LETTER.fullmatch(span.strip().strip("*").strip()):
+        letters.append(m.group(1))
+    if scan:
+        letters += [next(g for g in m.groups() if g) for m in _LETTER_FORM.finditer(span)]
+    if leading and (m := _LEADING_LETTER.match(span)):
+        letters.append(m.group(1))
+    named = {ord(c.upper()) - ord("A") for c in letters}
+    named = {i for i in named if i < len(options)}
+
+    norm_span = normalize(span)
+    norm_options = [normalize(o) for o in options]
+    equal = {i for i, o in enumerate(norm_options) if o and o == norm_span}
+    return named | (equal or (_phrase_hits(norm_span, norm_options) if phrases else set()))
+
+
+def extract_choice(text: str, options: Sequence[str]) -> int | None:
+    """The 0-based option a response picks; None when it picks none or several (naming two is wrong)."""
+    opens = list(_ANSWER_OPEN.finditer(text))
+    in_block = bool(opens)
+    if in_block:  # the last block; an unclosed one (response cut off) runs to the end
+        close = _ANSWER_CLOSE.search(text, opens[-1].end())
+        span = text[opens[-1].end() : close.start() if close else len(text)]
+    else:
+        span = text
+    statements = list(_STATEMENT.finditer(span))
+    if statements:  # the last "answer is ..." wins, up to the end of its sentence
+        rest = span[statements[-1].end() :].split("\n", 1)[0]
+        span = _SENTENCE_END.split(rest, maxsplit=1)[0]
+        named = _named(span, options, scan=True, phrases=in_block, leading=True)
+    else:
+        # free text without a block is only read when it is nothing but a letter or an option's text
+        named = _named(span, options, scan=in_block, phrases=in_block, leading=False)
+    return named.pop() if len(named) == 1 else None

@@ -1,0 +1,162 @@
+"""LPT stage C, `long_cots`: the reasoner expands each simple CoT into a long thought.
+
+It reads the caption (and object list) instead of the image, under a prompt
+that forbids revealing that. Its thinking is prefilled with an opening that
+restates the question and options, the simple CoT in its original casing (a
+full stop added where missing), a newline or a space, and a cue word drawn
+from the recipe; it continues from there. Leak words are banned at decode time
+where the backend can, and the continuation is filtered for them afterwards.
+A continuation must close the thought and answer within the token limit.
+Every expansion is labelled O->O, O->X, X->O or X->X.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from lgt.engines import EngineFor, Request
+from lgt.ids import content_id
+from lgt.images.stand_in import stand_in
+from lgt.prompts import load_prompt
+from lgt.recipe import LongCotsStage
+from lgt.results import StageResult
+from lgt.traces.parse import Parsed, choice_of, leak, leak_pattern, letter, parse_think_answer
+from schemas.traces import LONG_COTS_ARROW
+from schemas.vocab import LETTERS, long_category
+
+PROMPT = "long_cot.j2"
+OPENING = "long_cot_opening.j2"
+SEPARATORS = ("\n", " ")
+
+
+def with_full_stop(thought: str) -> str:
+    t = thought.rstrip()
+    return t if t.endswith((".", "!", "?")) else t + "."
+
+
+def pick_cots(cots: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """Up to `limit` simple CoTs, one per question before a second of any, so many questions get expansions."""
+    ordered = sorted(cots, key=lambda c: (c["sample_index"], c["cot_id"]))
+    return ordered if limit is None else ordered[:limit]
+
+
+def expansion_prefill(cot: dict[str, Any], question: dict[str, Any], cue: str, sep: str) -> tuple[str, str]:
+    """(the assistant prefill, the part of it that belongs to the final thought)."""
+    opening = load_prompt(OPENING).render(
+        question=question["question"], options=list(zip(LETTERS, question["options"]))
+    )
+    kept = with_full_stop(cot["thought"]) + sep + cue
+    return f"<think>\n{opening}\n\n{kept}", kept
+
+
+def long_cot_requests(
+    simple: pa.Table,
+    questions: pa.Table,
+    images: pa.Table,
+    stage: LongCotsStage,
+    keys: Sequence[str] | None = None,
+) -> tuple[list[tuple[dict, dict, str, str, int]], list[Request]]:
+    """One request per (simple CoT, sample): its own cue and separator, so each sample has its own prefill."""
+    q_by_id = {q["question_id"]: q for q in questions.to_pylist()}
+    img_by_id = {r["image_id"]: r for r in images.to_pylist()}
+    cots = pick_cots(simple.to_pylist(), stage.max_cots)
+    prompt = load_prompt(PROMPT)
+    banned = sorted({*stage.sampling.banned_words, *stage.banned_words})
+
+    jobs: list[tuple[dict, dict, str, str, int]] = []  # (cot, question, cue, kept prefill, sample index)
+    requests: list[Request] = []
+    for cot in cots:
+        q = q_by_id[cot["question_id"]]
+        user = prompt.render(
+            scene=stand_in(img_by_id[cot["image_id"]], keys),
+            question=q["question"],
+            options=list(zip(LETTERS, q["options"])),
+            answer_format=q["answer_format"],
+        )
+        for j in range(stage.sampling.n):
+            rng = random.Random(content_id("cue", stage.seed, cot["cot_id"], j))
+            cue, sep = rng.choice(stage.cues), rng.choice(SEPARATORS)
+            prefill, kept = expansion_prefill(cot, q, cue, sep)
+            sampling = stage.sampling.model_copy(
+                update={"n": 1, "seed": stage.sampling.seed + j, "banned_words": banned}
+            )
+            requests.append(Request(messages=[{"role": "user", "content": user}], prefill=prefill, sampling=sampling))
+            jobs.append((cot, q, cue, kept, j))
+    return jobs, requests
+
+
+def build_long_cots(
+    simple: pa.Table,
+    questions: pa.Table,
+    images: pa.Table,
+    stage: LongCotsStage,
+    engine_for: EngineFor,
+    keys: Sequence[str] | None = None,
+) -> StageResult:
+    start = time.perf_counter()
+    jobs, requests = long_cot_requests(simple, questions, images, stage, keys)
+    pattern = leak_pattern(stage.banned_words, stage.leak_phrases)
+    engine = engine_for(stage.role)
+    results = engine.generate(requests)
+    rejects: Counter = Counter()
+    rows: list[dict[str, Any]] = []
+    for (cot, q, cue, kept, j), req, res in zip(jobs, requests, results):
+        s = res.samples[0]
+        if not s.ok:
+            rejects[f"call_failed/{s.error}"] += 1
+            continue
+        parsed = parse_think_answer(req.prefill + s.text)
+        if not isinstance(parsed, Parsed):
+            why = "thought_not_closed" if parsed == "thought_not_closed" and s.finish_reason == "length" else parsed
+            rejects[f"unparseable/{why}"] += 1
+            continue
+        added = s.text[: s.text.lower().index("</think>")].rstrip()
+        if not added.strip():
+            rejects["empty_continuation"] += 1
+            continue
+        if (word := leak(s.text, pattern)) is not None:
+            rejects[f"leak/{word.lower()}"] += 1
+            continue
+        choice = letter(choice_of(parsed.answer, q["options"]))
+        correct = choice == q["gold_letter"]
+        rows.append(
+            {
+                "trace_id": content_id("long", cot["cot_id"], s.key),
+                "cot_id": cot["cot_id"],
+                **{k: cot[k] for k in ("question_id", "image_id", "source", "stage", "family")},
+                "sample_index": j,
+                "cue": cue,
+                "continuation": s.text,
+                "thought": kept + added,
+                "added_chars": len(cue + added),
+                "answer": parsed.answer,
+                "choice": choice,
+                "gold_letter": q["gold_letter"],
+                "simple_correct": cot["correct"],
+                "correct": correct,
+                "category": long_category(cot["correct"], correct),
+                "model": engine.backend.model_id,
+                "prompt_version": f"{load_prompt(PROMPT).version};{load_prompt(OPENING).version}",
+                "call_keys": [cot["call_key"], s.key],
+            }
+        )
+    funnel = {
+        "simple_cots": simple.num_rows,
+        "expanded": len({cot["cot_id"] for cot, *_ in jobs}),
+        "samples": len(requests),
+        "kept": len(rows),
+        "correct": sum(r["correct"] for r in rows),
+    }
+    return StageResult(
+        pa.Table.from_pylist(rows, schema=LONG_COTS_ARROW),
+        funnel,
+        rejects,
+        Counter(r["category"] for r in rows),
+        time.perf_counter() - start,
+    )

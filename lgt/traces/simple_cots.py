@@ -1,0 +1,101 @@
+"""LPT stage B, `simple_cots`: the VLM answers each question n times, its reply prefilled with <think>.
+
+Each sample is parsed into its thought and answer and marked correct against
+the gold option only (`lgt.traces.parse.choice_of`). Failed calls, unparseable
+replies and exact duplicates (same question, same reply) are dropped and
+counted by reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from lgt.engines import EngineFor, Request
+from lgt.ids import content_id
+from lgt.recipe import SimpleCotsStage
+from lgt.results import StageResult
+from lgt.traces.parse import Parsed, choice_of, letter, parse_think_answer
+from lgt.traces.requests import question_requests
+from schemas.traces import SIMPLE_COTS_ARROW
+from schemas.vocab import simple_category
+
+PREFILL = "<think>"
+
+
+def simple_cot_requests(
+    questions: pa.Table, images: pa.Table, stage: SimpleCotsStage, keys: Sequence[str] | None = None
+) -> tuple[list[dict[str, Any]], list[Request]]:
+    """The questions this shard sends and one request (n samples) each."""
+    by_image = {r["image_id"]: r for r in images.to_pylist()}
+    return question_requests(questions.to_pylist(), by_image, stage.max_questions, stage.sampling, PREFILL, keys)
+
+
+def build_simple_cots(
+    questions: pa.Table,
+    images: pa.Table,
+    stage: SimpleCotsStage,
+    engine_for: EngineFor,
+    keys: Sequence[str] | None = None,
+) -> StageResult:
+    start = time.perf_counter()
+    sent, requests = simple_cot_requests(questions, images, stage, keys)
+    engine = engine_for(stage.role)
+    results = engine.generate(requests)
+    rejects: Counter = Counter()
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for q, res in zip(sent, results):
+        for j, s in enumerate(res.samples):
+            if not s.ok:
+                rejects[f"call_failed/{s.error}"] += 1
+                continue
+            response = PREFILL + s.text
+            parsed = parse_think_answer(response)
+            if not isinstance(parsed, Parsed):
+                rejects[f"unparseable/{parsed}"] += 1
+                continue
+            if (q["question_id"], response) in seen:
+                rejects["duplicate"] += 1
+                continue
+            seen.add((q["question_id"], response))
+            choice = letter(choice_of(parsed.answer, q["options"]))
+            correct = choice == q["gold_letter"]
+            rows.append(
+                {
+                    "cot_id": content_id("cot", q["question_id"], response),
+                    **{k: q[k] for k in ("question_id", "image_id", "source", "stage", "family")},
+                    "sample_index": j,
+                    "response": response,
+                    "thought": parsed.thought,
+                    "answer": parsed.answer,
+                    "choice": choice,
+                    "gold_letter": q["gold_letter"],
+                    "correct": correct,
+                    "category": simple_category(correct),
+                    "grounding": res.grounding,
+                    "completion_tokens": s.completion_tokens,
+                    "model": engine.backend.model_id,
+                    "prompt_version": q["prompt_version"],
+                    "call_key": s.key,
+                }
+            )
+    samples = sum(len(r.samples) for r in results)
+    funnel = {
+        "questions": questions.num_rows,
+        "sent": len(sent),
+        "samples": samples,
+        "kept": len(rows),
+        "correct": sum(r["correct"] for r in rows),
+    }
+    return StageResult(
+        pa.Table.from_pylist(rows, schema=SIMPLE_COTS_ARROW),
+        funnel,
+        rejects,
+        Counter(r["category"] for r in rows),
+        time.perf_counter() - start,
+    )

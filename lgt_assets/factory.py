@@ -1,0 +1,219 @@
+"""The stage registry's building blocks: a `Stage` declaration and the one factory that turns it into an asset.
+
+A `Stage` is one partitioned asset that reads tables, calls a pure `lgt` build function and writes one table.
+Assets of another shape (the image loader's two outputs, the model checkpoint, the exports that read every
+partition) are `Custom` entries that build their own definition. See docs/architecture.md.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import dagster as dg
+import pandera.errors
+import pyarrow as pa
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from lgt.engines import Engine
+from lgt.preview import funnel_markdown
+from lgt.prompts import load_prompt
+from lgt.recipe import Recipe, split_partition_key
+from lgt.results import StageResult
+from lgt.storage import table_digest
+from resources import Engines, engine_metadata
+from schemas import Artifact
+
+Metadata = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What every asset builder gets: the recipe, the partitions, the artifact home and the whole registry."""
+
+    recipe: Recipe
+    partitions: dg.PartitionsDefinition
+    home: str
+    registry: tuple[Any, ...]
+
+
+@dataclass
+class StageRun:
+    """One partition of one stage, as its build function sees it."""
+
+    recipe: Recipe
+    settings: Any  # the stage's recipe section
+    inputs: dict[str, pa.Table]
+    source: str  # the partition's source name
+    engine_for: Callable[[str], Engine]
+    stand_in_keys: list[str]  # the attributes a text stand-in shows of each object
+
+
+def _always(recipe: Recipe) -> bool:
+    return True
+
+
+def _none(recipe: Recipe, settings: Any) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One declaration per partitioned table asset: everything the factory, the selection and the card need."""
+
+    name: str  # the asset key and the recipe section `stages.<name>`
+    group: str  # the Dagster group: the lgt package the logic lives in
+    ins: Sequence[str] | Callable[[Recipe], Sequence[str]]
+    artifact: Artifact  # the output's Arrow schema and pandera model
+    build: Callable[[StageRun], StageResult]
+    description: str
+    check: str  # what the blocking pandera check asserts, for the UI
+    label: str = "by_family"  # the metadata key for `StageResult.by_family`
+    roles: Callable[[Recipe, Any], list[str]] = _none  # the recipe model roles it calls
+    prompts: Callable[[Recipe, Any], list[str]] = _none  # the prompt files it renders
+    metadata: Callable[[StageResult, StageRun], Metadata] | None = None  # previews and extra numbers
+    funnel: bool = True  # its yield funnel goes into the dataset card
+    enabled: Callable[[Recipe], bool] = _always
+    version_extra: Callable[[Recipe], list[Any]] = field(default=lambda recipe: [])  # more inputs to the code version
+    settings: Callable[[Recipe], Any] | None = None  # default: recipe.stages.<name>
+
+    def settings_of(self, recipe: Recipe) -> Any:
+        return self.settings(recipe) if self.settings else getattr(recipe.stages, self.name)
+
+    def inputs(self, recipe: Recipe) -> list[str]:
+        return list(self.ins(recipe) if callable(self.ins) else self.ins)
+
+    def build_asset(self, w: Wiring) -> dg.AssetsDefinition:
+        return stage_asset(self, w)
+
+
+@dataclass(frozen=True)
+class Custom:
+    """An asset of its own shape; `build` returns its definition."""
+
+    name: str
+    build: Callable[[Wiring], dg.AssetsDefinition]
+    funnel: bool = False
+    enabled: Callable[[Recipe], bool] = _always
+
+    def build_asset(self, w: Wiring) -> dg.AssetsDefinition:
+        return self.build(w)
+
+
+def group_of(module: str) -> str:
+    """`lgt_assets.traces` -> `traces`: the UI group is the package name."""
+    return module.rpartition(".")[2]
+
+
+# --- what every stage shares ---------------------------------------------------------------------------------
+
+
+def code_version(recipe: Recipe, settings: Any, roles: list[str], prompts: list[str], *extra: Any) -> str:
+    """A stage is stale in the UI when its settings, its roles' models or its prompts change."""
+    parts = [
+        settings.model_dump(mode="json"),
+        [getattr(recipe.models, r).model_dump(mode="json") for r in roles],
+        [load_prompt(p).version for p in prompts],
+        list(extra),
+    ]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@cache
+def column_schema(model: type) -> dg.TableSchemaMetadataValue:
+    """The pandera model's columns for the UI (built once per model: it is slow)."""
+    return pandera_schema_to_dagster_type(model).metadata["schema"]
+
+
+def schema_check(check_name: str, asset: str, model: type, table: pa.Table) -> dg.AssetCheckResult:
+    """Run a pandera model over a table; failures become check metadata, not exceptions."""
+    try:
+        model.validate(table.to_pandas(), lazy=True)
+    except pandera.errors.SchemaErrors as e:
+        cases = e.failure_cases.head(20)
+        return dg.AssetCheckResult(
+            check_name=check_name,
+            asset_key=asset,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "failures": len(e.failure_cases),
+                "first failures": dg.MetadataValue.md(cases.to_markdown(index=False)),
+            },
+        )
+    return dg.AssetCheckResult(check_name=check_name, asset_key=asset, passed=True, metadata={"rows": table.num_rows})
+
+
+def stage_metadata(result: StageResult, label: str) -> Metadata:
+    """What every stage shows: the funnel (markdown, and as numbers for the dataset card) and counts by label."""
+    return {
+        "dagster/row_count": result.table.num_rows,
+        "funnel": dg.MetadataValue.md(funnel_markdown(result.funnel, dict(result.rejects))),
+        "funnel_counts": dg.MetadataValue.json([[k, v] for k, v in result.funnel.items()]),  # pairs: JSON sorts keys
+        "rejects_by_reason": dg.MetadataValue.json(dict(sorted((+result.rejects).items()))),  # zero counts dropped
+        label: dg.MetadataValue.json(dict(sorted(result.by_family.items()))),
+        "seconds": round(result.seconds, 2),
+    }
+
+
+class RoleEngines:
+    """`engine_for(role)` for build functions; remembers which roles a step used, for its metadata."""
+
+    def __init__(self, engines: Engines, context: dg.AssetExecutionContext):
+        self.engines, self.context, self.used = engines, context, {}
+
+    def __call__(self, role: str) -> Engine:
+        if role not in self.used:
+            self.used[role] = self.engines.engine(role, log=self.context.log.info)
+        return self.used[role]
+
+    def metadata(self) -> Metadata:
+        out: Metadata = {}
+        for role, engine in self.used.items():
+            out.update(engine_metadata(engine, role))
+        return out
+
+
+def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
+    """The one factory: a partitioned asset that builds one table per `<source>/<shard>` and checks it."""
+    recipe = w.recipe
+    settings = stage.settings_of(recipe)
+    roles, prompts = stage.roles(recipe, settings), stage.prompts(recipe, settings)
+    keys = list(recipe.stages.questions_grounded.attributes)  # what a stand-in shows of each object
+    model = stage.artifact.model
+    check_name = f"{stage.name}_schema"
+
+    @dg.asset(
+        name=stage.name,
+        partitions_def=w.partitions,
+        group_name=stage.group,
+        io_manager_key="parquet_io",
+        ins={i: dg.AssetIn() for i in stage.inputs(recipe)},
+        deps=["base_model"] if roles else [],
+        # one model-calling step at a time: parallel steps would fight over the cores (or the GPU)
+        pool="llm" if roles else None,
+        description=stage.description,
+        metadata={"dagster/column_schema": column_schema(model)},
+        code_version=code_version(recipe, settings, roles, prompts, *stage.version_extra(recipe)),
+        check_specs=[dg.AssetCheckSpec(check_name, asset=stage.name, blocking=True, description=stage.check)],
+    )
+    def _asset(context: dg.AssetExecutionContext, engines: dg.ResourceParam[Engines], **inputs: pa.Table):
+        engine_for = RoleEngines(engines, context)
+        source, _ = split_partition_key(context.partition_key)
+        run = StageRun(recipe, settings, inputs, source, engine_for, keys)
+        result = stage.build(run)
+        table = result.table.cast(stage.artifact.arrow)
+        context.log.info(
+            f"{context.partition_key}: {result.funnel}; rejects {dict(+result.rejects)} in {result.seconds:.1f}s"
+        )
+        extra = stage.metadata(result, run) if stage.metadata else {}
+        yield dg.Output(
+            table,
+            data_version=dg.DataVersion(table_digest(table)),
+            metadata={**stage_metadata(result, stage.label), **extra, **engine_for.metadata()},
+        )
+        yield schema_check(check_name, stage.name, model, table)
+
+    return _asset

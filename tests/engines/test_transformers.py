@@ -1,0 +1,123 @@
+"""The in-process transformers engine with the real SmolLM2-135M-Instruct."""
+
+import re
+
+import torch
+
+from lgt.engines import ImageInput, Request, Sampling
+from lgt.engines.cache import CallCache
+from lgt.engines.engine import Engine
+
+ASK = [{"role": "user", "content": "Name three fruits."}]
+
+
+def test_generates_n_distinct_samples_that_reproduce_by_seed(tf_backend):
+    engine = Engine(tf_backend)
+    req = Request(messages=ASK, sampling=Sampling(n=3, temperature=0.9, top_p=0.95, max_new_tokens=16, seed=5))
+    (first,) = engine.generate([req])
+    assert len(first.samples) == 3 and first.grounding == "text"
+    assert all(s.ok and s.text.strip() and s.completion_tokens > 0 for s in first.samples)
+    assert len(set(first.texts)) == 3  # three seeds, three samples
+    (again,) = Engine(tf_backend).generate([req])
+    assert again.texts == first.texts
+    other = Request(messages=ASK, sampling=Sampling(n=3, temperature=0.9, top_p=0.95, max_new_tokens=16, seed=6))
+    assert Engine(tf_backend).generate([other])[0].texts != first.texts
+
+
+def test_a_sample_does_not_depend_on_its_batch(tf_backend):
+    reqs = [
+        Request(
+            messages=[{"role": "user", "content": f"Count to {k}."}],
+            sampling=Sampling(n=2, temperature=0.8, max_new_tokens=12, seed=k),
+        )
+        for k in range(2, 7)
+    ]
+    together = Engine(tf_backend).generate(reqs)
+    alone = Engine(tf_backend).generate([reqs[3]])
+    assert alone[0].texts == together[3].texts
+
+
+def test_prefill_is_continued(tf_backend, smollm2):
+    """Greedy with a prefill equals plain model.generate on the chat template ending in that prefill."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    req = Request(
+        messages=[{"role": "user", "content": "What colour is the sky?"}],
+        prefill="The sky is",
+        sampling=Sampling(temperature=0, max_new_tokens=10),
+    )
+    (res,) = Engine(tf_backend).generate([req])
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    model = AutoModelForCausalLM.from_pretrained(smollm2)
+    text = tok.apply_chat_template(
+        [*req.messages, {"role": "assistant", "content": "The sky is"}], tokenize=False, continue_final_message=True
+    )
+    assert text.rstrip().endswith("The sky is")
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=10, do_sample=False)
+    expected = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert res.samples[0].text == expected
+    assert not res.samples[0].text.startswith("The sky is")  # continued, not restated
+
+
+def test_banned_words_never_appear(tf_backend):
+    words = ["sun", "beach", "sand", "water", "ocean"]
+    pattern = re.compile(r"\b(" + "|".join(words) + r")\b", re.IGNORECASE)
+    msgs = [{"role": "user", "content": "Describe a sunny day at the beach, with sand and ocean water."}]
+    free = Request(messages=msgs, sampling=Sampling(n=4, temperature=0.7, max_new_tokens=48, seed=1))
+    banned = Request(
+        messages=msgs, sampling=Sampling(n=4, temperature=0.7, max_new_tokens=48, seed=1, banned_words=words)
+    )
+    free_res, banned_res = Engine(tf_backend).generate([free, banned])
+    assert any(pattern.search(t) for t in free_res.texts)  # the words do come without the ban
+    for t in banned_res.texts:
+        assert not pattern.search(t), t
+
+
+def test_finish_reason_and_stop_strings(tf_backend):
+    short = Request(messages=ASK, sampling=Sampling(temperature=0, max_new_tokens=3))
+    stop = Request(prompt="1, 2, 3, 4, 5,", sampling=Sampling(temperature=0, max_new_tokens=20, stop=[" 8"]))
+    r_short, r_stop = Engine(tf_backend).generate([short, stop])
+    assert r_short.samples[0].finish_reason == "length" and r_short.samples[0].completion_tokens == 3
+    assert r_stop.samples[0].finish_reason == "stop"
+    assert r_stop.samples[0].text == " 6, 7,"  # raw continuation, cut before the stop string
+
+
+def test_text_only_model_runs_caption_grounded(tf_backend):
+    img = ImageInput(b"\x89PNG\r\n\x1a\n fake bytes", stand_in="Caption: a red circle left of a blue square.")
+    msgs = [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is left?"}]}]
+    engine = Engine(tf_backend)
+    (res,) = engine.generate([Request(messages=msgs, sampling=Sampling(temperature=0, max_new_tokens=8))])
+    assert res.grounding == "caption" and res.samples[0].ok
+    calls, how = engine._calls(0, Request(messages=msgs))
+    assert how == "caption" and "a red circle left of a blue square" in tf_backend.render(calls[0])
+    blind = [{"role": "user", "content": [{"type": "image", "image": ImageInput(b"x")}, {"type": "text", "text": "?"}]}]
+    (res,) = engine.generate([Request(messages=blind, sampling=Sampling(n=2))])
+    assert [s.error for s in res.samples] == ["no_vision", "no_vision"]
+
+
+def test_cache_second_run_makes_no_calls(tf_backend, tmp_path):
+    reqs = [
+        Request(messages=[{"role": "user", "content": f"Say {w}."}], sampling=Sampling(n=2, max_new_tokens=6, seed=1))
+        for w in ("yes", "no", "maybe")
+    ]
+    cache = CallCache(tmp_path / "calls.sqlite")
+    first = Engine(tf_backend, cache)
+    r1 = first.generate(reqs)
+    assert first.stats.calls == 6 and first.stats.cache_hits == 0 and cache.count() == 6
+    second = Engine(tf_backend, cache)
+    r2 = second.generate(reqs)
+    assert second.stats.calls == 0 and second.stats.cache_hits == 6
+    assert [r.texts for r in r2] == [r.texts for r in r1] and all(s.cached for r in r2 for s in r.samples)
+    # one changed request: only its samples are called again
+    third = Engine(tf_backend, cache)
+    third.generate(
+        reqs[:2]
+        + [
+            Request(
+                messages=[{"role": "user", "content": "Say perhaps."}], sampling=Sampling(n=2, max_new_tokens=6, seed=1)
+            )
+        ]
+    )
+    assert third.stats.calls == 2 and third.stats.cache_hits == 4

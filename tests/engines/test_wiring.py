@@ -1,0 +1,115 @@
+"""Engines in Dagster: the base_model asset, the engines resource with its metadata, launched servers."""
+
+import os
+import textwrap
+import urllib.request
+
+import dagster as dg
+import pytest
+
+from lgt.base_model import smollm2_gguf, unpack_gguf
+from lgt.engines import ModelRole, Request, Sampling, make_backend
+from lgt.engines.checkpoint import REVISION_FILE, checkpoint_revision
+from lgt.engines.offline import SGLangBackend, VLLMBackend
+from lgt.engines.openai_backend import OpenAIBackend
+from lgt.engines.server import LaunchedServer
+from lgt.recipe import load_recipe
+from lgt_assets import build_definitions
+from resources import Engines, engine_metadata
+
+
+def recipe(tmp_path, checkpoint):
+    p = tmp_path / "r.yaml"
+    p.write_text(
+        textwrap.dedent(f"""
+        name: w
+        sources: [{{name: s, kind: synthetic_scenes, images_per_shard: 1}}]
+        base_model: {{checkpoint: {checkpoint}}}
+        models:
+          vlm: {{backend: transformers, model: base_model, batch_size: 4, sampling: {{n: 2, max_new_tokens: 5}}}}
+          reasoner: {{backend: transformers, model: base_model}}
+          verifier: {{backend: transformers, model: base_model}}
+          small_solver: {{backend: transformers, model: base_model}}
+        """)
+    )
+    return p
+
+
+def test_unpacking_is_keyed_by_the_file_hash(smollm2):
+    again = unpack_gguf(smollm2_gguf(), smollm2.parent)
+    assert again == smollm2 and (smollm2 / REVISION_FILE).read_text().startswith("gguf-sha256:")
+    assert smollm2.name.endswith(checkpoint_revision(smollm2).split(":")[1][:12])
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {f.name for f in smollm2.iterdir()}
+
+
+def test_base_model_asset_and_an_llm_stage_through_the_engines_resource(smollm2, tmp_path):
+    path = recipe(tmp_path, smollm2)
+    defs = build_definitions(load_recipe(path), base_path=str(tmp_path / "home"))
+    path.write_text("not a recipe: [")  # the run uses the Recipe object it was built from, not the file
+
+    @dg.asset
+    def probe(context: dg.AssetExecutionContext, engines: dg.ResourceParam[Engines]) -> dg.MaterializeResult:
+        engine = engines.engine("vlm", log=context.log.info)
+        engine.generate(
+            [Request(messages=[{"role": "user", "content": "Hi"}], sampling=Sampling(n=2, max_new_tokens=5))]
+        )
+        return dg.MaterializeResult(metadata=engine_metadata(engine))
+
+    base = defs.resolve_assets_def("base_model")
+    r1 = dg.materialize([base, probe], resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
+    assert r1.success
+    mat = {m.asset_key.path[0]: m for m in r1.get_asset_materialization_events()}
+    assert mat["base_model"].materialization.metadata["revision"].value == checkpoint_revision(smollm2)
+    meta = mat["probe"].materialization.metadata
+    assert meta["llm/calls"].value == 2 and meta["llm/cache_hits"].value == 0 and meta["llm/tokens_out"].value > 0
+    assert (tmp_path / "home" / "cache" / "calls.sqlite").exists()
+    r2 = dg.materialize([probe], resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
+    meta = r2.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["llm/calls"].value == 0 and meta["llm/cache_hits"].value == 2  # resumed from the cache
+
+
+def test_launched_server_answers_then_its_process_group_is_gone(smollm2):
+    server = LaunchedServer(
+        "transformers", str(smollm2), extra_args=["--device", "cpu"], startup_timeout_s=180, env={"HF_HUB_OFFLINE": "1"}
+    )
+    with server:
+        backend = make_backend(ModelRole(backend="openai", model=str(smollm2), base_url=server.base_url), str(smollm2))
+        assert isinstance(backend, OpenAIBackend)
+        from lgt.engines import Engine
+
+        request = Request(prompt="1, 2, 3,", sampling=Sampling(temperature=0, max_new_tokens=4))
+        (res,) = Engine(backend).generate([request])
+        assert res.samples[0].ok and res.samples[0].text
+        pgid = server.proc.pid
+    assert server.proc.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{server.port}/health", timeout=2)
+
+
+@pytest.mark.parametrize("cls, package", [(VLLMBackend, "vllm"), (SGLangBackend, "sglang")])
+def test_gpu_backends_say_what_is_missing(cls, package):
+    with pytest.raises(RuntimeError, match=rf"needs (the {package} package|a CUDA GPU)"):
+        cls("some/model")
+
+
+def test_openai_role_needs_its_url():
+    with pytest.raises(ValueError, match="needs base_url"):
+        ModelRole(backend="openai", model="m")
+
+
+def test_base_model_and_the_engines_resource_share_one_home(tmp_path, monkeypatch):
+    """The defect this guards: base_model took its home from $LGT_HOME while the engines took the base path."""
+    monkeypatch.setenv("LGT_HOME", str(tmp_path / "elsewhere"))
+    p = tmp_path / "r.yaml"
+    p.write_text(
+        recipe(tmp_path, "x").read_text().replace("base_model: {checkpoint: x}\n", "")
+    )  # the embedded model, unpacked under the home
+    home = tmp_path / "home"
+    defs = build_definitions(load_recipe(p), base_path=str(home))
+    result = dg.materialize([defs.resolve_assets_def("base_model")], instance=dg.DagsterInstance.ephemeral())
+    path = result.get_asset_materialization_events()[0].materialization.metadata["path"].value
+    assert path.startswith(str(home / "models")) and not (tmp_path / "elsewhere").exists()
+    engines = Engines(load_recipe(p), str(home))
+    assert engines.model_path("base_model") == path and engines.cache_path() == home / "cache" / "calls.sqlite"

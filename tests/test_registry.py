@@ -1,0 +1,137 @@
+"""The stage registry: one entry is enough to add an asset to the definitions, the selection and the card funnel."""
+
+import textwrap
+
+import dagster as dg
+import numpy as np
+import pandera.pandas as pa_pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pandera.typing import Series
+
+from lgt.recipe import load_recipe
+from lgt.results import StageResult
+from lgt_assets import build_definitions
+from lgt_assets.datasets import funnel_assets
+from lgt_assets.factory import Stage, Wiring
+from lgt_assets.registry import REGISTRY
+from lgt_assets.selection import keys
+from schemas import Artifact
+
+
+def recipe(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text(
+        textwrap.dedent("""
+        name: reg
+        sources: [{name: s, kind: synthetic_scenes, shards: 2, images_per_shard: 3, objects: [2, 5]}]
+        models:
+          vlm: {backend: transformers, model: base_model}
+          reasoner: {backend: transformers, model: base_model}
+          verifier: {backend: transformers, model: base_model}
+          small_solver: {backend: transformers, model: base_model}
+        """)
+    )
+    return load_recipe(p)
+
+
+class ToySchema(pa_pd.DataFrameModel):
+    image_id: Series[str]
+    objects: Series[np.int64] = pa_pd.Field(ge=1)
+
+    class Config:
+        strict = True
+
+
+TOY = Artifact("toy", pa.schema([("image_id", pa.string()), ("objects", pa.int64())]), ToySchema)
+
+
+def count_objects(run) -> StageResult:
+    """Objects per image: a stage small enough to check by hand."""
+    images = run.inputs["images"].to_pylist()
+    rows = [{"image_id": r["image_id"], "objects": len(r["objects"])} for r in images]
+    table = pa.Table.from_pylist(rows, schema=TOY.arrow)
+    return StageResult(table, funnel={"images": len(images), "kept": len(rows)}, by_family={"all": len(rows)})
+
+
+TOY_STAGE = Stage(
+    "toy_counts",
+    "toys",
+    ins=["images"],
+    artifact=TOY,
+    build=count_objects,
+    description="objects per image",
+    check="pandera ToySchema",
+    settings=lambda r: r.stages.images,
+)
+
+
+def test_the_product_registry_phases_and_funnel(tmp_path):
+    r = recipe(tmp_path)
+    defs = build_definitions(r, base_path=str(tmp_path / "home"))
+    assert keys("unpartitioned", defs) == ["base_model"]
+    assert keys("aggregate", defs) == ["exports"]
+    assert keys("partitioned", defs) == sorted(
+        [
+            "images",
+            "images_quarantine",
+            "questions_grounded",
+            "questions_composed",
+            "questions",
+            "simple_cots",
+            "long_cots",
+            "four_phase",
+            "difficulty",
+            "sft_data",
+            "dpo_pairs",
+            "rl_prompts",
+        ]
+    )
+    wiring = Wiring(r, dg.StaticPartitionsDefinition(r.partition_keys()), str(tmp_path), REGISTRY)
+    assert funnel_assets(wiring) == [
+        "questions_grounded",
+        "questions_composed",
+        "questions",
+        "simple_cots",
+        "long_cots",
+        "four_phase",
+        "difficulty",
+        "sft_data",
+        "dpo_pairs",
+        "rl_prompts",
+    ]
+    graph = defs.resolve_asset_graph()
+    by_group = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert by_group["questions"] == "questions" and by_group["long_cots"] == "traces"
+    assert by_group["sft_data"] == "datasets" and by_group["images"] == "images" and by_group["base_model"] == "models"
+
+
+def test_a_toy_stage_through_the_registry_alone(tmp_path):
+    r = recipe(tmp_path)
+    home = tmp_path / "home"
+    registry = (*REGISTRY, TOY_STAGE)
+    defs = build_definitions(r, base_path=str(home), registry=registry)
+    graph = defs.resolve_asset_graph()
+    toy = graph.get(dg.AssetKey("toy_counts"))
+    assert toy.group_name == "toys" and toy.parent_keys == {dg.AssetKey("images")}
+    assert "toy_counts" in keys("partitioned", defs)
+    assert "toy_counts" in funnel_assets(Wiring(r, toy.partitions_def, str(home), registry))
+    assert "toy_counts" not in keys("partitioned", build_definitions(r, base_path=str(home)))
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            defs.assets,
+            selection=["images", "images_quarantine", "toy_counts"],
+            partition_key="s/1",
+            resources=defs.resources,
+            instance=instance,
+        )
+        assert result.success
+        written = pq.read_table(home / "storage/toy_counts/s/1.parquet")
+        images = pq.read_table(home / "storage/images/s/1.parquet")
+        assert written.column("objects").to_pylist() == [len(o) for o in images.column("objects").to_pylist()]
+        assert all(2 <= n <= 5 for n in written.column("objects").to_pylist()) and written.num_rows == 3
+        meta = next(m.metadata for m in result.asset_materializations_for_node("toy_counts"))
+        assert dict(meta["funnel_counts"].value) == {"images": 3, "kept": 3} and meta["by_family"].value == {"all": 3}
+        checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+        assert checks["toy_counts_schema"] is True
