@@ -16,7 +16,7 @@ from lgt.traces.four_phase import JUDGE_PROMPT
 from lgt.traces.four_phase import PROMPT as FOUR_PHASE_PROMPT
 from lgt.traces.long_cots import OPENING
 from lgt.traces.long_cots import PROMPT as LONG_PROMPT
-from lgt_assets.factory import Custom, Metadata, Stage, StageRun, Wiring, code_version, group_of
+from lgt_assets.factory import Custom, Metadata, Stage, StageRun, Wiring, code_version, group_of, stand_in_keys
 from schemas import DPO, FOUR_PHASE, RL, SFT, SPLITS
 
 GROUP = group_of(__name__)
@@ -28,10 +28,13 @@ def _by_split(result: StageResult, run: StageRun) -> Metadata:
     return {"by_split": dg.MetadataValue.json({s: pc.sum(pc.equal(split, s)).as_py() or 0 for s in SPLITS})}
 
 
+def _traces(recipe) -> list[str]:
+    """The trace tables the training sets and the card read; four-phase traces only when that stage runs."""
+    return ["simple_cots", "long_cots", "difficulty"] + (["four_phase"] if recipe.stages.four_phase.enabled else [])
+
+
 def _sft_inputs(recipe) -> list[str]:
-    return ["questions", "simple_cots", "long_cots", "difficulty"] + (
-        ["four_phase"] if recipe.stages.four_phase.enabled else []
-    )
+    return ["questions", *_traces(recipe)]
 
 
 ENTRIES = (
@@ -130,7 +133,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
     recipe, partitions, home = w.recipe, w.partitions, w.home
     stage = recipe.stages.exports
     name = stage.name or recipe.name
-    traces = ["simple_cots", "long_cots", "difficulty"] + (["four_phase"] if recipe.stages.four_phase.enabled else [])
+    traces = _traces(recipe)
     ins = ["sft_data", "dpo_pairs", "rl_prompts", "images", "questions", *traces]
     funnels = funnel_assets(w)
 
@@ -174,7 +177,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
             images=inputs["images"],
             name=name,
             trl_images=stage.trl_images,
-            stand_in_keys=list(recipe.stages.questions_grounded.attributes) or None,
+            stand_in_keys=stand_in_keys(recipe) or None,
             card=card,
         )
         table = pa.Table.from_pylist(manifest)

@@ -8,7 +8,7 @@ partition) are `Custom` entries that build their own definition. See docs/archit
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -59,6 +59,15 @@ def _none(recipe: Recipe, settings: Any) -> list[str]:
     return []
 
 
+def _nothing(recipe: Recipe) -> list[Any]:
+    return []
+
+
+def stand_in_keys(recipe: Recipe) -> list[str]:
+    """The attributes a text stand-in shows of each object (the recipe's stage-1 attributes, in order)."""
+    return list(recipe.stages.questions_grounded.attributes)
+
+
 @dataclass(frozen=True)
 class Stage:
     """One declaration per partitioned table asset: everything the factory, the selection and the card need."""
@@ -76,7 +85,7 @@ class Stage:
     metadata: Callable[[StageResult, StageRun], Metadata] | None = None  # previews and extra numbers
     funnel: bool = True  # its yield funnel goes into the dataset card
     enabled: Callable[[Recipe], bool] = _always
-    version_extra: Callable[[Recipe], list[Any]] = field(default=lambda recipe: [])  # more inputs to the code version
+    version_extra: Callable[[Recipe], list[Any]] = _nothing  # more inputs to the code version
     settings: Callable[[Recipe], Any] | None = None  # default: recipe.stages.<name>
 
     def settings_of(self, recipe: Recipe) -> Any:
@@ -181,7 +190,7 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
     recipe = w.recipe
     settings = stage.settings_of(recipe)
     roles, prompts = stage.roles(recipe, settings), stage.prompts(recipe, settings)
-    keys = list(recipe.stages.questions_grounded.attributes)  # what a stand-in shows of each object
+    keys = stand_in_keys(recipe)
     model = stage.artifact.model
     check_name = f"{stage.name}_schema"
 

@@ -14,7 +14,7 @@ from lgt.traces.four_phase import PROMPT as FOUR_PHASE_PROMPT
 from lgt.traces.long_cots import OPENING, build_long_cots
 from lgt.traces.long_cots import PROMPT as LONG_PROMPT
 from lgt.traces.simple_cots import build_simple_cots
-from lgt_assets.factory import Metadata, Stage, StageRun, group_of
+from lgt_assets.factory import Metadata, Stage, StageRun, group_of, stand_in_keys
 from schemas import DIFFICULTY, FOUR_PHASE, LONG_COTS, SIMPLE_COTS
 
 GROUP = group_of(__name__)
@@ -53,7 +53,7 @@ ENTRIES = (
         check="pandera SimpleCotsSchema: correct iff the gold letter, no duplicate replies",
         label="by_category",
         roles=_role,
-        version_extra=lambda recipe: list(recipe.stages.questions_grounded.attributes),
+        version_extra=stand_in_keys,
         metadata=_preview("response", "category"),
     ),
     Stage(
@@ -75,7 +75,7 @@ ENTRIES = (
         label="by_category",
         roles=_role,
         prompts=lambda recipe, s: [LONG_PROMPT, OPENING],
-        version_extra=lambda recipe: list(recipe.stages.questions_grounded.attributes),
+        version_extra=stand_in_keys,
         metadata=_preview("thought", "category"),
     ),
     Stage(
@@ -96,7 +96,7 @@ ENTRIES = (
         label="by_consistency",
         roles=lambda recipe, s: [s.role, "verifier"],
         prompts=lambda recipe, s: [FOUR_PHASE_PROMPT, JUDGE_PROMPT],
-        version_extra=lambda recipe: list(recipe.stages.questions_grounded.attributes),
+        version_extra=stand_in_keys,
         metadata=_preview("response", "is_consistent"),
         enabled=lambda recipe: recipe.stages.four_phase.enabled,
     ),
@@ -112,7 +112,7 @@ ENTRIES = (
         check="pandera DifficultySchema: pass rate = correct / k, subset flags agree",
         label="pass_rate_histogram",
         roles=_role,
-        version_extra=lambda recipe: list(recipe.stages.questions_grounded.attributes),
+        version_extra=stand_in_keys,
         metadata=_histogram,
     ),
 )

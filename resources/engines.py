@@ -25,6 +25,7 @@ class Engines:
         self.recipe, self.lgt_home = recipe, lgt_home
         self._backends: dict[str, Any] = {}
         self._servers: list[LaunchedServer] = []
+        self._base_model: str | None = None
 
     def cache_path(self) -> Path:
         """<lgt_home>/cache/calls.sqlite; SQLite needs a local disk, so a remote home caches in the user's cache."""
@@ -34,10 +35,12 @@ class Engines:
         return Path(home) / "cache" / "calls.sqlite"
 
     def model_path(self, model: str) -> str:
-        """A role's model: the `base_model` asset's checkpoint, or the name as given."""
-        return (
-            str(base_model_path(self.recipe.base_model.checkpoint, self.lgt_home)) if model == "base_model" else model
-        )
+        """A role's model: the `base_model` asset's checkpoint (resolved once: it hashes the GGUF), or the name."""
+        if model != "base_model":
+            return model
+        if self._base_model is None:
+            self._base_model = str(base_model_path(self.recipe.base_model.checkpoint, self.lgt_home))
+        return self._base_model
 
     def engine(self, role_name: str, log: Callable[[str], None] | None = None) -> Engine:
         """A fresh Engine (its own stats) over the role's backend."""
