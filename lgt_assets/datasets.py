@@ -2,6 +2,7 @@
 
 import os
 from collections import Counter
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -17,6 +18,7 @@ from lgt.traces.four_phase import PROMPT as FOUR_PHASE_PROMPT
 from lgt.traces.long_cots import OPENING
 from lgt.traces.long_cots import PROMPT as LONG_PROMPT
 from lgt_assets.factory import Custom, Metadata, Stage, StageRun, Wiring, code_version, group_of, stand_in_keys
+from resources import concat
 from schemas import DPO, FOUR_PHASE, RL, SFT, SPLITS
 
 GROUP = group_of(__name__)
@@ -86,14 +88,25 @@ ENTRIES = (
 
 
 def _summed_metadata(instance: dg.DagsterInstance, asset: str, partitions: list[str], key: str) -> dict[str, int]:
-    """A metadata dict (or [name, count] pairs) of the latest materialization of each partition, summed."""
+    """A metadata dict (or [name, count] pairs) of the latest materialization of each partition, summed.
+
+    A ranged run records one materialization for all its partitions; each partition's own counts are under
+    `<key>_by_partition` (lgt_assets.factory.range_metadata).
+    """
     total: Counter = Counter()
     for pk in partitions:
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[pk]), limit=1
         ).records
-        if records and (value := records[0].asset_materialization.metadata.get(key)) is not None:
-            pairs = value.value.items() if isinstance(value.value, dict) else value.value
+        if not records:
+            continue
+        metadata = records[0].asset_materialization.metadata
+        if (by_partition := metadata.get(f"{key}_by_partition")) is not None:
+            value = by_partition.value.get(pk)
+        else:
+            value = metadata[key].value if key in metadata else None
+        if value is not None:
+            pairs = value.items() if isinstance(value, dict) else value
             total.update({k: v for k, v in pairs if isinstance(v, int)})
     return dict(total)
 
@@ -102,6 +115,14 @@ def _words(table: pa.Table, column: str, by: str) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for text, label in zip(table.column(column).to_pylist(), table.column(by).to_pylist()):
         out.setdefault(str(label), []).append(len(text.split()))
+    return out
+
+
+def _forced(table: pa.Table, by: str) -> dict[str, int]:
+    """label -> rows whose thought the engine closed (the thinking budget ran out)."""
+    out: dict[str, int] = {}
+    for forced, label in zip(table.column("forced_close").to_pylist(), table.column(by).to_pylist()):
+        out[str(label)] = out.get(str(label), 0) + int(forced)
     return out
 
 
@@ -146,7 +167,8 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
         f"$LGT_HOME/exports/{name}; the value is the manifest of files written.",
         code_version=code_version(recipe, stage, [], []),
     )
-    def exports(context: dg.AssetExecutionContext, **inputs: pa.Table) -> dg.Output:
+    def exports(context: dg.AssetExecutionContext, **read: Any) -> dg.Output:
+        inputs = {name: concat(value) for name, value in read.items()}
         parts = partitions.get_partition_keys()
         card = CardInfo(
             name=name,
@@ -162,6 +184,15 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
                 **_words(inputs["long_cots"], "thought", "category"),
                 **(
                     {"four_phase": [len(t.split()) for t in inputs["four_phase"].column("thought").to_pylist()]}
+                    if "four_phase" in inputs
+                    else {}
+                ),
+            },
+            cot_forced={
+                **_forced(inputs["simple_cots"], "category"),
+                **_forced(inputs["long_cots"], "category"),
+                **(
+                    {"four_phase": sum(inputs["four_phase"].column("forced_close").to_pylist())}
                     if "four_phase" in inputs
                     else {}
                 ),

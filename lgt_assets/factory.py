@@ -7,7 +7,9 @@ partition) are `Custom` entries that build their own definition. See docs/archit
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -18,6 +20,7 @@ import pyarrow as pa
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from lgt.engines import Engine
+from lgt.engines.gather import Gather
 from lgt.preview import funnel_markdown
 from lgt.prompts import load_prompt
 from lgt.recipe import Recipe, split_partition_key
@@ -168,15 +171,20 @@ def stage_metadata(result: StageResult, label: str) -> Metadata:
 
 
 class RoleEngines:
-    """`engine_for(role)` for build functions; remembers which roles a step used, for its metadata."""
+    """`engine_for(role)` for build functions; remembers which roles a step used, for its metadata.
+
+    Thread-safe: in a ranged run every partition's build runs in its own thread and they share one engine per role.
+    """
 
     def __init__(self, engines: Engines, context: dg.AssetExecutionContext):
         self.engines, self.context, self.used = engines, context, {}
+        self._lock = threading.Lock()
 
     def __call__(self, role: str) -> Engine:
-        if role not in self.used:
-            self.used[role] = self.engines.engine(role, log=self.context.log.info)
-        return self.used[role]
+        with self._lock:
+            if role not in self.used:
+                self.used[role] = self.engines.engine(role, log=self.context.log.info)
+            return self.used[role]
 
     def metadata(self) -> Metadata:
         out: Metadata = {}
@@ -185,8 +193,76 @@ class RoleEngines:
         return out
 
 
+def for_partition(value: Any, partition: str) -> Any:
+    """An input as one partition sees it: a ranged step's inputs arrive as {partition: table}."""
+    return value[partition] if isinstance(value, dict) else value
+
+
+def build_partitions(
+    partitions: Sequence[str], build: Callable[[str, Callable[[str], Engine]], Any], engine_for: RoleEngines
+) -> dict[str, Any]:
+    """`build(partition, engine_for)` for every partition of the step; in a ranged run all at once, one thread each,
+    with their LLM calls gathered into shared batches (`lgt.engines.gather`)."""
+    if len(partitions) == 1:
+        return {partitions[0]: build(partitions[0], engine_for)}
+    gather = Gather(len(partitions))
+
+    def work(pk: str) -> Any:
+        try:
+            return build(pk, lambda role: gather.engine(engine_for(role)))
+        finally:
+            gather.finished()
+
+    with ThreadPoolExecutor(max_workers=len(partitions), thread_name_prefix="partition") as pool:
+        futures = {pk: pool.submit(work, pk) for pk in partitions}
+        return {pk: f.result() for pk, f in futures.items()}
+
+
+def range_digest(tables: dict[str, pa.Table]) -> str:
+    """A ranged step's one data version (Dagster takes one per output, not one per partition)."""
+    return hashlib.sha256("".join(table_digest(t) for t in tables.values()).encode()).hexdigest()
+
+
+def range_metadata(per_partition: dict[str, Metadata]) -> Metadata:
+    """One materialization's metadata for a ranged step (Dagster records the same for every partition of it).
+
+    Numbers and count dicts are summed, the funnel pairs summed step by step, markdown shown per partition, anything
+    else taken from the first partition; the funnel and reject counts are also kept per partition
+    (`<key>_by_partition`), which is what the dataset card reads.
+    """
+    out: Metadata = {"partitions": dg.MetadataValue.json(list(per_partition))}
+    for key in next(iter(per_partition.values())):
+        values = {pk: m[key] for pk, m in per_partition.items() if key in m}
+        raw = [v.value if isinstance(v, dg.MetadataValue) else v for v in values.values()]
+        if key in ("funnel_counts", "rejects_by_reason"):
+            out[f"{key}_by_partition"] = dg.MetadataValue.json(dict(zip(values, raw)))
+        if all(isinstance(r, int | float) and not isinstance(r, bool) for r in raw):
+            out[key] = round(sum(raw), 2)
+        elif all(isinstance(r, dict) and all(isinstance(n, int) for n in r.values()) for r in raw):
+            total: dict[str, int] = {}
+            for r in raw:
+                for k, n in r.items():
+                    total[k] = total.get(k, 0) + n
+            out[key] = dg.MetadataValue.json(total)
+        elif key == "funnel_counts":  # [[step, count], ...]: the same steps in every partition
+            summed: dict[str, int] = {}
+            for pairs in raw:
+                for step, n in pairs:
+                    summed[step] = summed.get(step, 0) + n
+            out[key] = dg.MetadataValue.json([[k, n] for k, n in summed.items()])
+        elif all(isinstance(v, dg.MarkdownMetadataValue) for v in values.values()):
+            out[key] = dg.MetadataValue.md("\n\n".join(f"**{pk}**\n\n{v.value}" for pk, v in values.items()))
+        else:
+            out[key] = next(iter(values.values()))
+    return out
+
+
 def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
-    """The one factory: a partitioned asset that builds one table per `<source>/<shard>` and checks it."""
+    """The one factory: a partitioned asset that builds one table per `<source>/<shard>` and checks it.
+
+    A run over a partition range (a single-run backfill, `--partition-range`) builds every partition of the range in
+    one step, one model load, with the partitions' LLM calls batched together, and stores one file per partition.
+    """
     recipe = w.recipe
     settings = stage.settings_of(recipe)
     roles, prompts = stage.roles(recipe, settings), stage.prompts(recipe, settings)
@@ -197,6 +273,7 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
     @dg.asset(
         name=stage.name,
         partitions_def=w.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=stage.group,
         io_manager_key="parquet_io",
         ins={i: dg.AssetIn() for i in stage.inputs(recipe)},
@@ -208,21 +285,33 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
         code_version=code_version(recipe, settings, roles, prompts, *stage.version_extra(recipe)),
         check_specs=[dg.AssetCheckSpec(check_name, asset=stage.name, blocking=True, description=stage.check)],
     )
-    def _asset(context: dg.AssetExecutionContext, engines: dg.ResourceParam[Engines], **inputs: pa.Table):
+    def _asset(context: dg.AssetExecutionContext, engines: dg.ResourceParam[Engines], **inputs: Any):
         engine_for = RoleEngines(engines, context)
-        source, _ = split_partition_key(context.partition_key)
-        run = StageRun(recipe, settings, inputs, source, engine_for, keys)
-        result = stage.build(run)
-        table = result.table.cast(stage.artifact.arrow)
-        context.log.info(
-            f"{context.partition_key}: {result.funnel}; rejects {dict(+result.rejects)} in {result.seconds:.1f}s"
-        )
-        extra = stage.metadata(result, run) if stage.metadata else {}
-        yield dg.Output(
-            table,
-            data_version=dg.DataVersion(table_digest(table)),
-            metadata={**stage_metadata(result, stage.label), **extra, **engine_for.metadata()},
-        )
-        yield schema_check(check_name, stage.name, model, table)
+
+        def build(pk: str, engine_for: Callable[[str], Engine]) -> tuple[pa.Table, Metadata]:
+            run = StageRun(
+                recipe,
+                settings,
+                {name: for_partition(v, pk) for name, v in inputs.items()},
+                split_partition_key(pk)[0],
+                engine_for,
+                keys,
+            )
+            result = stage.build(run)
+            table = result.table.cast(stage.artifact.arrow)
+            context.log.info(f"{pk}: {result.funnel}; rejects {dict(+result.rejects)} in {result.seconds:.1f}s")
+            extra = stage.metadata(result, run) if stage.metadata else {}
+            return table, {**stage_metadata(result, stage.label), **extra}
+
+        built = build_partitions(context.partition_keys, build, engine_for)
+        tables = {pk: table for pk, (table, _) in built.items()}
+        llm = engine_for.metadata()
+        if len(built) == 1:
+            ((table, metadata),) = built.values()
+            yield dg.Output(table, data_version=dg.DataVersion(table_digest(table)), metadata={**metadata, **llm})
+        else:
+            metadata = range_metadata({pk: m for pk, (_, m) in built.items()})
+            yield dg.Output(tables, data_version=dg.DataVersion(range_digest(tables)), metadata={**metadata, **llm})
+        yield schema_check(check_name, stage.name, model, pa.concat_tables(tables.values()))
 
     return _asset

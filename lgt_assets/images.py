@@ -1,13 +1,26 @@
 """`images` and `images_quarantine`: one shard of one source, validated and stored (logic: lgt/images/)."""
 
+from collections.abc import Callable
+
 import dagster as dg
+import pyarrow as pa
 
 from lgt.images.sources import read_shard
 from lgt.images.validate import Limits, build_shard
 from lgt.preview import images_markdown
 from lgt.recipe import split_partition_key
 from lgt.storage import table_digest
-from lgt_assets.factory import Custom, Wiring, code_version, column_schema, group_of, schema_check
+from lgt_assets.factory import (
+    Custom,
+    Metadata,
+    Wiring,
+    code_version,
+    column_schema,
+    group_of,
+    range_digest,
+    range_metadata,
+    schema_check,
+)
 from schemas import IMAGES, QUARANTINE
 
 GROUP = group_of(__name__)
@@ -23,6 +36,7 @@ def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name="images_assets",
         partitions_def=w.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=GROUP,
         outs={
             "images": dg.AssetOut(
@@ -49,46 +63,59 @@ def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
         ],
     )
     def images_assets(context: dg.AssetExecutionContext):
-        source_name, shard = split_partition_key(context.partition_key)
+        built = {pk: shard_outputs(pk, context.log.info) for pk in context.partition_keys}
+        if len(built) == 1:  # one partition: its own data versions and metadata
+            ((images, images_md, quarantine, quarantine_md),) = built.values()
+            for name, table, metadata in (
+                ("images", images, images_md),
+                ("images_quarantine", quarantine, quarantine_md),
+            ):
+                yield dg.Output(
+                    table, output_name=name, data_version=dg.DataVersion(table_digest(table)), metadata=metadata
+                )
+        else:  # a partition range (single-run backfill): one file per partition, metadata for the range
+            for i, name in ((0, "images"), (2, "images_quarantine")):
+                tables = {pk: b[i] for pk, b in built.items()}
+                yield dg.Output(
+                    tables,
+                    output_name=name,
+                    data_version=dg.DataVersion(range_digest(tables)),
+                    metadata=range_metadata({pk: b[i + 1] for pk, b in built.items()}),
+                )
+        yield schema_check("images_schema", "images", IMAGES.model, pa.concat_tables(b[0] for b in built.values()))
+        yield schema_check(
+            "quarantine_schema", "images_quarantine", QUARANTINE.model, pa.concat_tables(b[2] for b in built.values())
+        )
+
+    def shard_outputs(pk: str, log: Callable[[str], None]) -> tuple[pa.Table, Metadata, pa.Table, Metadata]:
+        """One partition: images and quarantine tables and their metadata."""
+        source_name, shard = split_partition_key(pk)
         src = recipe.source(source_name)
 
         def progress(done: int, quarantined: int, seconds: float) -> None:
-            context.log.info(
-                f"{context.partition_key}: {done} rows read, {quarantined} quarantined, {done / seconds:.1f} rows/s"
-            )
+            log(f"{pk}: {done} rows read, {quarantined} quarantined, {done / seconds:.1f} rows/s")
 
         result = build_shard(read_shard(src, shard), limits, progress)
         images, quarantine = result.images.cast(IMAGES.arrow), result.quarantine.cast(QUARANTINE.arrow)
         reasons = result.reasons()
-        context.log.info(
-            f"{context.partition_key}: {result.input_rows} rows -> {images.num_rows} images, "
+        log(
+            f"{pk}: {result.input_rows} rows -> {images.num_rows} images, "
             f"{quarantine.num_rows} quarantined{' ' + str(reasons) if reasons else ''} in {result.seconds:.1f}s"
         )
         preview = images.slice(0, stage.preview_images).to_pylist()
-        yield dg.Output(
-            images,
-            output_name="images",
-            data_version=dg.DataVersion(table_digest(images)),
-            metadata={
-                "dagster/row_count": images.num_rows,
-                "input_rows": result.input_rows,
-                "quarantined": quarantine.num_rows,
-                "quarantine_by_reason": dg.MetadataValue.json(reasons),
-                "objects": sum(len(o) for o in images.column("objects").to_pylist()),
-                "rows_per_second": round(result.input_rows / max(result.seconds, 1e-9), 1),
-                "source_kind": src.kind,
-                "recipe": f"{recipe.name}@{recipe.digest()}",
-                "preview": dg.MetadataValue.md(images_markdown(preview)),
-            },
-        )
-        yield dg.Output(
-            quarantine,
-            output_name="images_quarantine",
-            data_version=dg.DataVersion(table_digest(quarantine)),
-            metadata={"dagster/row_count": quarantine.num_rows, "by_reason": dg.MetadataValue.json(reasons)},
-        )
-        yield schema_check("images_schema", "images", IMAGES.model, images)
-        yield schema_check("quarantine_schema", "images_quarantine", QUARANTINE.model, quarantine)
+        images_md = {
+            "dagster/row_count": images.num_rows,
+            "input_rows": result.input_rows,
+            "quarantined": quarantine.num_rows,
+            "quarantine_by_reason": dg.MetadataValue.json(reasons),
+            "objects": sum(len(o) for o in images.column("objects").to_pylist()),
+            "rows_per_second": round(result.input_rows / max(result.seconds, 1e-9), 1),
+            "source_kind": src.kind,
+            "recipe": f"{recipe.name}@{recipe.digest()}",
+            "preview": dg.MetadataValue.md(images_markdown(preview)),
+        }
+        quarantine_md = {"dagster/row_count": quarantine.num_rows, "by_reason": dg.MetadataValue.json(reasons)}
+        return images, images_md, quarantine, quarantine_md
 
     return images_assets
 

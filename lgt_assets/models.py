@@ -10,7 +10,11 @@ GROUP = group_of(__name__)
 
 
 def build_base_model_asset(w: Wiring) -> dg.AssetsDefinition:
-    checkpoint, home = w.recipe.base_model.checkpoint, w.home  # the same home the engines resource uses
+    checkpoint, dtype, home = (
+        w.recipe.base_model.checkpoint,
+        w.recipe.base_model.dtype,
+        w.home,
+    )  # the same home the engines resource uses
 
     @dg.asset(
         name="base_model",
@@ -19,7 +23,7 @@ def build_base_model_asset(w: Wiring) -> dg.AssetsDefinition:
         description="The embedded SmolLM2-135M-Instruct unpacked from its GGUF, or the recipe's checkpoint.",
     )
     def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        path = base_model_path(checkpoint, home)
+        path = base_model_path(checkpoint, home, dtype)
         revision = checkpoint_revision(path)
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
         context.log.info(f"base model at {path} ({revision})")

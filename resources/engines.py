@@ -6,6 +6,7 @@ roles a step calls are the ones its code version hashed; nothing re-reads the re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from lgt.recipe import Recipe
 
 
 class Engines:
-    """One Engine per model role for a step, over backends built once per step, sharing the call cache."""
+    """One Engine per model role, over backends built once per run (per step with the multiprocess executor) and
+    shared by roles that name the same model and backend settings; every engine shares the call cache."""
 
     def __init__(self, recipe: Recipe, lgt_home: str):
         self.recipe, self.lgt_home = recipe, lgt_home
@@ -39,21 +41,28 @@ class Engines:
         if model != "base_model":
             return model
         if self._base_model is None:
-            self._base_model = str(base_model_path(self.recipe.base_model.checkpoint, self.lgt_home))
+            self._base_model = str(
+                base_model_path(self.recipe.base_model.checkpoint, self.lgt_home, self.recipe.base_model.dtype)
+            )
         return self._base_model
 
     def engine(self, role_name: str, log: Callable[[str], None] | None = None) -> Engine:
-        """A fresh Engine (its own stats) over the role's backend."""
-        if role_name not in self._backends:
-            role = getattr(self.recipe.models, role_name)
-            model = self.model_path(role.model)
+        """A fresh Engine (its own stats) over the role's backend.
+
+        Roles that name the same model with the same backend settings share one backend (the demo's four roles
+        are one SmolLM2): one model load, not four.
+        """
+        role = getattr(self.recipe.models, role_name)
+        model = self.model_path(role.model)
+        shared = json.dumps([model, role.model_dump(mode="json", exclude={"sampling"})], sort_keys=True)
+        if shared not in self._backends:
             url = None
             if role.launch and role.backend in ("vllm", "sglang"):
                 server = LaunchedServer(role.backend, model).start()
                 self._servers.append(server)
                 url = server.base_url
-            self._backends[role_name] = make_backend(role, model, url)
-        return Engine(self._backends[role_name], CallCache(self.cache_path()), log=log)
+            self._backends[shared] = make_backend(role, model, url)
+        return Engine(self._backends[shared], CallCache(self.cache_path()), log=log)
 
     def close(self) -> None:
         for b in self._backends.values():
@@ -65,7 +74,7 @@ class Engines:
 
 
 def engines_resource(recipe: Recipe, lgt_home: str) -> dg.ResourceDefinition:
-    """The `engines` resource: a fresh `Engines` per step, closed when the step ends."""
+    """The `engines` resource: an `Engines` per run in process (per step in a subprocess), closed at its end."""
 
     def init(_: dg.InitResourceContext) -> Iterator[Engines]:
         engines = Engines(recipe, lgt_home)
@@ -93,4 +102,5 @@ def engine_metadata(engine: Engine, role: str | None = None) -> dict[str, Any]:
         f"{p}tokens_per_s": st["tokens_per_s"],
         f"{p}errors_by_kind": dg.MetadataValue.json(st["errors_by_kind"]),
         f"{p}finish_reasons": dg.MetadataValue.json(st["finish_reasons"]),
+        f"{p}forced_close": st["forced_close"],  # samples whose thinking budget ran out
     }

@@ -17,9 +17,28 @@ from lgt.storage import read_table, write_table
 
 
 class ParquetUPathIOManager(dg.UPathIOManager):
-    """Writes and reads `pyarrow.Table`s; several partitions of an input arrive concatenated, in key order."""
+    """Writes and reads `pyarrow.Table`s, one file per partition.
+
+    An input over several partitions arrives as {partition: table} (`concat` makes one table of it); a step over a
+    partition range (a single-run backfill) returns {partition: table} and gets one file per partition.
+    """
 
     extension = ".parquet"
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if not (context.has_asset_partitions and len(context.asset_partition_keys) > 1):
+            return super().handle_output(context, obj)
+        paths = self._get_paths_for_partitions(context)
+        if not isinstance(obj, dict) or set(obj) != set(paths):
+            got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: a ranged step must return {{partition: table}} for "
+                f"{sorted(paths)}, got {got}"
+            )
+        for pk, path in paths.items():
+            self.make_directory(path.parent)
+            self.dump_to_path(context=context, obj=obj[pk], path=path)
+        context.add_output_metadata({"paths": dg.MetadataValue.json({pk: str(p) for pk, p in paths.items()})})
 
     def dump_to_path(self, context: dg.OutputContext, obj: pa.Table, path: UPath) -> None:
         if not isinstance(obj, pa.Table):
@@ -29,14 +48,15 @@ class ParquetUPathIOManager(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pa.Table:
         return read_table(str(path))
 
-    def load_input(self, context: dg.InputContext) -> Any:
-        value = super().load_input(context)
-        return pa.concat_tables(list(value.values())) if isinstance(value, dict) else value
-
     def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
         if ".." in partition.split("/"):
             raise ValueError(f"partition key {partition!r} may not contain '..'")
         return super().make_safe_partition_path(base_path, partition)
+
+
+def concat(value: pa.Table | dict[str, pa.Table]) -> pa.Table:
+    """An input read over several partitions as one table, in the partitions' order."""
+    return pa.concat_tables(list(value.values())) if isinstance(value, dict) else value
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):

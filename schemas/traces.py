@@ -33,7 +33,8 @@ from schemas.vocab import (
 SFT_CATEGORIES = (Category.O.value, Category.O_O.value, Category.X_O.value, Category.FOUR_PHASE.value)
 DPO_CHOSEN_CATEGORIES = (Category.O.value, Category.X_O.value)
 DPO_REJECTED_CATEGORIES = (Category.X.value, Category.O_X.value, Category.X_X.value)
-TARGET = re.compile(r"^<think> .* </think> <answer> .+ </answer>$", re.DOTALL)
+# (?s): thoughts span lines; pandera's str_matches takes the pattern text, so the flag lives inside it
+TARGET = re.compile(r"(?s)^<think> .* </think> <answer> .+ </answer>$")
 
 _s, _i32, _i64, _f64, _b = pa_arrow.string(), pa_arrow.int32(), pa_arrow.int64(), pa_arrow.float64(), pa_arrow.bool_()
 _str_list = pa_arrow.list_(_s)
@@ -41,6 +42,8 @@ _HEX32 = r"^[0-9a-f]{32}$"
 
 # the question a row is about, copied so each artifact reads on its own
 _QUESTION_FIELDS = [("question_id", _s), ("image_id", _s), ("source", _s), ("stage", _i32), ("family", _s)]
+# a trace under a thinking budget: the engine closed the thought (budget spent) / made it go on (below the minimum)
+_FORCED = [("forced_close", _b), ("forced_continue", _b)]
 
 SIMPLE_COTS_ARROW = pa_arrow.schema(
     [
@@ -56,6 +59,7 @@ SIMPLE_COTS_ARROW = pa_arrow.schema(
         ("category", _s),  # O or X
         ("grounding", _s),  # image: the model saw the image; caption: its text stand-in
         ("completion_tokens", _i32),
+        *_FORCED,
         ("model", _s),
         ("prompt_version", _s),
         ("call_key", _s),
@@ -78,6 +82,7 @@ LONG_COTS_ARROW = pa_arrow.schema(
         ("simple_correct", _b),
         ("correct", _b),
         ("category", _s),  # O->O, O->X, X->O or X->X
+        *_FORCED,
         ("model", _s),
         ("prompt_version", _s),
         ("call_keys", _str_list),
@@ -102,6 +107,7 @@ FOUR_PHASE_ARROW = pa_arrow.schema(
         ("consistency_analysis", _s),
         ("checked_by", _s),  # normalised (matching decided) or judge (the verifier role decided)
         ("grounding", _s),
+        *_FORCED,
         ("model", _s),
         ("prompt_version", _s),
         ("call_keys", _str_list),
@@ -117,6 +123,7 @@ DIFFICULTY_ARROW = pa_arrow.schema(
         ("pass_rate_zero", _b),  # MMFR's hardest subset
         ("pass_rate_below_1", _b),  # MMFR's "not always solved" subset
         ("choices", _str_list),  # the letter each attempt picked, "" for none
+        ("forced_attempts", _i32),  # attempts whose thinking budget ran out (closed by the engine)
         ("model", _s),
         ("call_keys", _str_list),
     ]
@@ -185,7 +192,12 @@ class _QuestionRef(pa.DataFrameModel):
     family: Series[str] = pa.Field(str_length={"min_value": 1})
 
 
-class SimpleCotsSchema(_QuestionRef):
+class _Forced(pa.DataFrameModel):
+    forced_close: Series[bool]
+    forced_continue: Series[bool]
+
+
+class SimpleCotsSchema(_QuestionRef, _Forced):
     """A parsed simple CoT, correct exactly when its choice is the gold letter."""
 
     cot_id: Series[str] = pa.Field(unique=True, str_matches=_HEX32)
@@ -223,7 +235,7 @@ class SimpleCotsSchema(_QuestionRef):
         return ~df.duplicated(subset=["question_id", "response"], keep=False)
 
 
-class LongCotsSchema(_QuestionRef):
+class LongCotsSchema(_QuestionRef, _Forced):
     """An expansion of a simple CoT, labelled by both correctness marks."""
 
     trace_id: Series[str] = pa.Field(unique=True, str_matches=_HEX32)
@@ -262,7 +274,7 @@ class LongCotsSchema(_QuestionRef):
         return _rows(df, lambda r: r["cue"] in r["thought"] and len(r["call_keys"]) == 2)
 
 
-class FourPhaseSchema(_QuestionRef):
+class FourPhaseSchema(_QuestionRef, _Forced):
     """A four-phase teacher trace that passed the structural and repetition filters."""
 
     id: Series[str] = pa.Field(unique=True, str_matches=_HEX32)
@@ -309,6 +321,7 @@ class DifficultySchema(_QuestionRef):
     pass_rate_zero: Series[bool]
     pass_rate_below_1: Series[bool]
     choices: Series[object]
+    forced_attempts: Series[np.int32] = pa.Field(ge=0)
     model: Series[str] = pa.Field(str_length={"min_value": 1})
     call_keys: Series[object]
 
@@ -322,6 +335,7 @@ class DifficultySchema(_QuestionRef):
         def ok(r) -> bool:
             return (
                 r["n_correct"] <= r["k"] == len(r["choices"])
+                and r["forced_attempts"] <= r["k"]
                 and abs(r["pass_rate"] - r["n_correct"] / r["k"]) < 1e-12
                 and r["pass_rate_zero"] == (r["n_correct"] == 0)
                 and r["pass_rate_below_1"] == (r["n_correct"] < r["k"])

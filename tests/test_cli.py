@@ -82,13 +82,29 @@ def test_validate_and_materialize_through_the_cli(tmp_path):
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert pq.read_table(storage / "images" / "synth" / "1.parquet").num_rows == 2
 
+    # a partition range in one run (a single-run backfill): one file per partition, the tables a run per
+    # partition writes, and each partition's funnel kept apart in the one materialization
+    single = pq.read_table(storage / "questions" / "synth" / "1.parquet")
+    out = dagster(
+        env, "asset", "materialize", "-m", "definitions", "--select", SELECT, "--partition-range", "synth/0...synth/1"
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert pq.read_table(storage / "questions" / "synth" / "1.parquet").equals(single)
+    assert pq.read_table(storage / "images" / "synth" / "0.parquet").num_rows == 2
+
     # the run history lives in the SQLite instance under DAGSTER_HOME
     code = (
         "import dagster as dg; i = dg.DagsterInstance.get(); "
-        "print(sorted(i.get_materialized_partitions(dg.AssetKey('images'))))"
+        "print(sorted(i.get_materialized_partitions(dg.AssetKey('images')))); "
+        "m = i.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey('questions_grounded'), "
+        "asset_partitions=['synth/0']), limit=1).records[0].asset_materialization.metadata; "
+        "print(sorted(m['funnel_counts_by_partition'].value), m['partitions'].value)"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert out.stdout.strip() == "['docs/0', 'synth/1']", out.stderr[-2000:]
+    assert out.stdout.strip().splitlines() == [
+        "['docs/0', 'synth/0', 'synth/1']",
+        "['synth/0', 'synth/1'] ['synth/0', 'synth/1']",
+    ], out.stderr[-2000:]
     assert (Path(env["DAGSTER_HOME"]) / "history" / "runs.db").exists()
 
 

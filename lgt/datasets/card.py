@@ -35,6 +35,7 @@ class CardInfo:
     funnels: dict[str, dict[str, int]] = field(default_factory=dict)  # asset -> step -> count, in funnel order
     rejects: dict[str, dict[str, int]] = field(default_factory=dict)  # asset -> reason -> count
     cot_lengths: dict[str, list[int]] = field(default_factory=dict)  # category -> thought lengths in words
+    cot_forced: dict[str, int] = field(default_factory=dict)  # category -> thoughts the thinking budget closed
     pass_rates: list[float] = field(default_factory=list)  # one per RL prompt; NaN when it has no difficulty row
 
 
@@ -148,15 +149,18 @@ def _cot_stats(info: CardInfo) -> str:
                     f"{statistics.median(lengths):g}",
                     _p90(lengths),
                     max(lengths),
+                    _pct(info.cot_forced.get(category, 0), len(lengths)),
                 ]
             )
         else:
-            rows.append([category, 0, "–", "–", "–", "–"])
+            rows.append([category, 0, "–", "–", "–", "–", "–"])
     if not rows:
         return "No thoughts were recorded."
     return (
-        _table(["category", "count", "mean", "median", "p90", "max"], rows)
-        + "\n\nLengths are whitespace-separated words of the thought; p90 is the nearest-rank 90th percentile."
+        _table(["category", "count", "mean", "median", "p90", "max", "forced"], rows)
+        + "\n\nLengths are whitespace-separated words of the thought; p90 is the nearest-rank 90th percentile. "
+        "Forced: the share whose thought ran out of its thinking budget and was closed by the engine "
+        "(s1's budget forcing) before the model answered."
     )
 
 

@@ -29,7 +29,14 @@ def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> 
     if role.backend == "transformers":
         from lgt.engines.transformers_backend import TransformersBackend
 
-        return TransformersBackend(model, role.revision, batch_size=role.batch_size, vision=role.vision)
+        return TransformersBackend(
+            model,
+            role.revision,
+            batch_size=role.batch_size,
+            batch_tokens=role.batch_tokens,
+            vision=role.vision,
+            threads=role.threads,
+        )
     if role.backend == "openai" or server_url:
         from lgt.engines.openai_backend import OpenAIBackend
 

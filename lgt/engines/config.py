@@ -9,11 +9,32 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ModelRole", "Sampling"]
+__all__ = ["ModelRole", "Sampling", "Thinking"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thinking(_Strict):
+    """A thinking budget (s1's budget forcing), enforced by the engine for every backend; see engines/thinking.py."""
+
+    max_tokens: int = Field(ge=1, description="the thought is closed after this many tokens (forced_close)")
+    min_tokens: int = Field(
+        0, ge=0, description="a thought that ends earlier gets `continue_with` appended and goes on (forced_continue)"
+    )
+    max_continues: int = Field(2, ge=0, description="at most this many continuations per sample")
+    end: str = Field("</think>", min_length=1, description="the delimiter a model writes to end its thought")
+    close: str = Field("</think>\n<answer>", min_length=1, description="written after the thought, before the answer")
+    continue_with: str = Field("\nWait,", min_length=1, description="appended to a thought that ended too early")
+    answer_max_tokens: int = Field(32, ge=1, description="new tokens for the answer after `close`")
+    answer_end: str = Field("</answer>", min_length=1, description="the answer stops here; written after it")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Thinking:
+        if self.min_tokens >= self.max_tokens:
+            raise ValueError(f"thinking.min_tokens ({self.min_tokens}) must be below max_tokens ({self.max_tokens})")
+        return self
 
 
 class Sampling(_Strict):
@@ -26,6 +47,11 @@ class Sampling(_Strict):
     seed: int = 0
     stop: list[str] = []
     banned_words: list[str] = Field([], description="never generated where the backend can ban them")
+    thinking: Thinking | None = Field(
+        None,
+        description="a thinking budget: the reply is a thought, then `close`, then an answer; its token limits "
+        "replace max_new_tokens",
+    )
 
 
 class ModelRole(_Strict):
@@ -44,7 +70,13 @@ class ModelRole(_Strict):
         "completions", description="how an HTTP server continues a prefilled assistant turn"
     )
     max_concurrency: int = Field(16, ge=1, description="requests in flight (HTTP backends)")
-    batch_size: int = Field(16, ge=1, description="rows per generate call (in-process backends)")
+    batch_size: int = Field(32, ge=1, description="at most this many rows per batch (transformers backend)")
+    batch_tokens: int = Field(
+        8192, ge=1, description="at most this many padded prompt tokens per batch (transformers backend)"
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (transformers backend); empty: $LGT_TORCH_THREADS, else all cores"
+    )
     vision: bool | None = Field(None, description="whether the model takes images; default: read from its config")
     sampling: Sampling = Sampling()
 

@@ -3,7 +3,9 @@
 `Engine.generate(requests)` returns results in request order. Each sample is a
 separate call with its own key and seed, so it is cached, retried and
 reproduced on its own; a backend reports each sample as it finishes and the
-engine commits it to the cache at once.
+engine commits it to the cache at once. A sample under a thinking budget is
+a chain of such calls (`lgt.engines.thinking`), made in rounds so each phase
+of every sample goes to the backend as one batch.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from lgt.engines.cache import CallCache, call_key
+from lgt.engines.thinking import Chain
 from lgt.engines.types import Call, Request, Result, Sample
 
 
@@ -34,11 +37,14 @@ class Backend(Protocol):
 class EngineStats:
     samples: int = 0
     calls: int = 0  # samples sent to the backend
+    dispatches: int = 0  # backend.run calls: batches of calls made together
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     errors: Counter = field(default_factory=Counter)
     finish_reasons: Counter = field(default_factory=Counter)
+    forced_close: int = 0  # samples whose thinking budget ran out
+    forced_continue: int = 0  # samples whose thought was made to go on
     seconds: float = 0.0
 
     @property
@@ -49,12 +55,15 @@ class EngineStats:
         return {
             "samples": self.samples,
             "calls": self.calls,
+            "dispatches": self.dispatches,
             "cache_hits": self.cache_hits,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "tokens_per_s": round(self.tokens_per_s, 2),
             "errors_by_kind": dict(self.errors),
             "finish_reasons": dict(self.finish_reasons),
+            "forced_close": self.forced_close,
+            "forced_continue": self.forced_continue,
             "seconds": round(self.seconds, 2),
         }
 
@@ -87,7 +96,8 @@ def ground(request: Request, vision: bool) -> tuple[Request, str]:
 
 
 def _key_payload(req: Request, sample_index: int) -> dict[str, Any]:
-    sampling = req.sampling.model_dump(mode="json", exclude={"n"})
+    # `thinking` is never part of a key: a budgeted sample is keyed by its phases, which carry none
+    sampling = req.sampling.model_dump(mode="json", exclude={"n", "thinking"})
     return {
         "messages": req.messages,
         "prompt": req.prompt,
@@ -95,6 +105,14 @@ def _key_payload(req: Request, sample_index: int) -> dict[str, Any]:
         "sampling": sampling,
         "sample_index": sample_index,
     }
+
+
+@dataclass
+class _Job:
+    """One sample on its way: the call to make now and, under a thinking budget, the chain it belongs to."""
+
+    call: Call
+    chain: Chain | None = None
 
 
 class _Progress:
@@ -114,10 +132,17 @@ class _Progress:
         self.done = 0
         self.last_log = time.monotonic()
         self.bar = None
-        if bar and total:
+        if bar:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="call")
+
+    def add(self, calls: int) -> None:
+        """More calls to make (a thinking budget's next phase)."""
+        self.total += calls
+        if self.bar is not None:
+            self.bar.total = self.total
+            self.bar.refresh()
 
     def update(self) -> None:
         """One more call finished."""
@@ -153,34 +178,39 @@ class Engine:
         self.stats = EngineStats()
 
     def keys(self, requests: Sequence[Request]) -> list[list[str]]:
-        return [[c.key for c in self._calls(i, r)[0]] for i, r in enumerate(requests)]
+        """Each request's first calls' keys (under a thinking budget, the later phases' depend on the replies)."""
+        return [[job.call.key for job in self._jobs(i, r)[0]] for i, r in enumerate(requests)]
 
-    def _calls(self, i: int, r: Request) -> tuple[list[Call], str]:
+    def _call(self, i: int, j: int, request: Request) -> Call:
+        key = call_key(self.backend.model_id, self.backend.revision, _key_payload(request, j))
+        return Call(i, j, request, key, request.sampling.seed + j)
+
+    def _jobs(self, i: int, r: Request) -> tuple[list[_Job], str]:
         grounded, how = ground(r, self.backend.vision)
-        calls = [
-            Call(
-                i,
-                j,
-                grounded,
-                call_key(self.backend.model_id, self.backend.revision, _key_payload(grounded, j)),
-                r.sampling.seed + j,
-            )
-            for j in range(r.sampling.n)
-        ]
-        return calls, how
+        if grounded.sampling.thinking is None:
+            return [_Job(self._call(i, j, grounded)) for j in range(r.sampling.n)], how
+        jobs = []
+        for j in range(r.sampling.n):
+            chain = Chain(grounded)
+            jobs.append(_Job(self._call(i, j, chain.first()), chain))
+        return jobs, how
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
-        """One result per request, in request order: cached samples first, then the backend for the rest."""
+        """One result per request, in request order.
+
+        Calls go in rounds: every call whose inputs are known (all of them, without thinking budgets) is looked up
+        in the cache and the rest sent to the backend together; a budget's next phases make the next round.
+        """
         start = time.monotonic()
-        results, calls = self._plan(requests)
+        results, jobs = self._plan(requests)
         self.stats.samples += sum(r.sampling.n for r in requests)
-        todo = self._lookup(calls, results)
         progress = _Progress(
-            len(todo), start, self.stats, f"{self.backend.model_id}", self.progress_bar, self.log, self.log_every_s
+            0, start, self.stats, f"{self.backend.model_id}", self.progress_bar, self.log, self.log_every_s
         )
         try:
-            if todo:
-                self._dispatch(todo, results, progress)
+            while jobs:
+                done = self._round([job.call for job in jobs], progress)
+                jobs = self._advance(jobs, done, results)
         finally:
             progress.close()
             self.stats.seconds += time.monotonic() - start
@@ -189,46 +219,44 @@ class Engine:
             raise RuntimeError(f"backend {self.backend.model_id} returned no result for {len(missing)} calls")
         return results
 
-    def _plan(self, requests: Sequence[Request]) -> tuple[list[Result], list[Call]]:
-        """Empty result slots and the calls that fill them; a request no model can see fails here."""
+    def _plan(self, requests: Sequence[Request]) -> tuple[list[Result], list[_Job]]:
+        """Empty result slots and the first calls that fill them; a request no model can see fails here."""
         results: list[Result] = []
-        calls: list[Call] = []
+        jobs: list[_Job] = []
         for i, r in enumerate(requests):
             try:
-                rc, how = self._calls(i, r)
+                rj, how = self._jobs(i, r)
             except NoVision as e:
                 failed = Sample("", None, error="no_vision", error_detail=str(e))
                 results.append(Result([failed] * r.sampling.n, "none"))
                 continue
             results.append(Result([None] * r.sampling.n, how))  # type: ignore[list-item]
-            calls.extend(rc)
-        return results, calls
+            jobs.extend(rj)
+        return results, jobs
 
-    def _lookup(self, calls: list[Call], results: list[Result]) -> dict[str, list[Call]]:
-        """Fills cached samples in; returns the calls left to make, identical calls grouped under one key."""
-        hits = self.cache.get_many([c.key for c in calls]) if self.cache else {}
-        todo: dict[str, list[Call]] = {}
+    def _round(self, calls: list[Call], progress: _Progress) -> dict[str, Sample]:
+        """Every call's sample by key: cached ones from the cache, the rest from the backend (identical calls once)."""
+        done = self.cache.get_many([c.key for c in calls]) if self.cache else {}
+        todo: dict[str, Call] = {}
         for c in calls:
-            if c.key in hits:
-                results[c.index].samples[c.sample_index] = hits[c.key]
+            if c.key in done:
                 self.stats.cache_hits += 1
+                self.stats.finish_reasons[done[c.key].finish_reason] += 1
             else:
-                todo.setdefault(c.key, []).append(c)  # identical calls run once
-        for res in results:
-            for s in res.samples:
-                if s is not None and s.cached:
-                    self.stats.finish_reasons[s.finish_reason] += 1
-        return todo
+                todo.setdefault(c.key, c)
+        if todo:
+            progress.add(len(todo))
+            self._dispatch(list(todo.values()), done, progress)
+        return done
 
-    def _dispatch(self, todo: dict[str, list[Call]], results: list[Result], progress: _Progress) -> None:
-        """Sends one call per key to the backend; each sample is cached, filled in and counted as it arrives."""
+    def _dispatch(self, calls: list[Call], done: dict[str, Sample], progress: _Progress) -> None:
+        """Sends the calls to the backend; each sample is cached, kept and counted as it arrives."""
 
         def on_result(call: Call, sample: Sample) -> None:
             sample.key = call.key
             if sample.ok and self.cache is not None:
                 self.cache.put(self.backend.model_id, sample)
-            for c in todo[call.key]:
-                results[c.index].samples[c.sample_index] = sample
+            done[call.key] = sample
             self.stats.calls += 1
             self.stats.prompt_tokens += sample.prompt_tokens
             self.stats.completion_tokens += sample.completion_tokens
@@ -238,7 +266,28 @@ class Engine:
                 self.stats.errors[sample.error] += 1
             progress.update()
 
-        self.backend.run([cs[0] for cs in todo.values()], on_result)
+        self.stats.dispatches += 1
+        self.backend.run(calls, on_result)
+
+    def _advance(self, jobs: list[_Job], done: dict[str, Sample], results: list[Result]) -> list[_Job]:
+        """Fills in finished samples; returns the jobs whose chains need another call."""
+        later: list[_Job] = []
+        for job in jobs:
+            c = job.call
+            sample = done.get(c.key)
+            if sample is None:
+                continue  # generate() reports the forgotten call
+            if job.chain is None:
+                results[c.index].samples[c.sample_index] = sample
+                continue
+            step = job.chain.step(sample)
+            if isinstance(step, Sample):
+                results[c.index].samples[c.sample_index] = step
+                self.stats.forced_close += step.forced_close
+                self.stats.forced_continue += step.forced_continue
+            else:
+                later.append(_Job(self._call(c.index, c.sample_index, step), job.chain))
+        return later
 
 
 EngineFor = Callable[[str], Engine]  # a role name -> its engine

@@ -10,6 +10,7 @@ reproducible. Banned words go through transformers' `bad_words_ids`.
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,38 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from lgt.engines.checkpoint import checkpoint_revision
 from lgt.engines.messages import convert_messages, image_placeholder
 from lgt.engines.types import Call, Sample
+
+
+class CoreShare:
+    """The cores other processes leave free, measured over the time since the last call, at no cost.
+
+    On Linux the machine's busy CPU time (/proc/stat) minus this process's own (`time.process_time`) over the wall
+    time between two calls is what the others used. torch's OpenMP threads spin-wait: two threads on a 2-core
+    machine whose other core is busy run 2-4x slower than one thread (benchmarks/threads.py), so each batch gets
+    as many threads as there are free cores. Elsewhere (no /proc/stat) every core counts as free.
+    """
+
+    def __init__(self, stat: str = "/proc/stat"):
+        self.stat = stat
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self.last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        try:
+            with open(self.stat) as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # all but idle and iowait
+        return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), time.process_time()
+
+    def free_cores(self) -> int:
+        now = self._sample()
+        last, self.last = self.last, now
+        if now is None or last is None or now[0] - last[0] < 0.05:
+            return self.cores if now is None else torch.get_num_threads()
+        others = max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0])
+        return max(1, min(self.cores, int(self.cores - others + 0.5)))
 
 
 class RowSampler(LogitsProcessor):
@@ -110,12 +143,18 @@ class TransformersBackend:
         vision: bool | None = None,
         device: str = "cpu",
         dtype: torch.dtype | None = None,
+        threads: int | None = None,
+        batch_tokens: int = 8192,
     ):
         from transformers import AutoConfig
 
+        # threads: the role's, else $LGT_TORCH_THREADS, else as many as there are free cores, batch by batch
+        threads = threads or int(os.environ.get("LGT_TORCH_THREADS") or 0) or None
+        self.share = None if threads else CoreShare()
+        torch.set_num_threads(threads or self.share.free_cores())
         self.model_id = model
         self.revision = revision or (checkpoint_revision(Path(model)) if Path(model).is_dir() else None)
-        self.batch_size = batch_size
+        self.batch_size, self.batch_tokens = batch_size, batch_tokens
         self.device = device
         config = AutoConfig.from_pretrained(model, revision=revision)
         self.vision = vision if vision is not None else hasattr(config, "vision_config")
@@ -171,14 +210,33 @@ class TransformersBackend:
             groups.setdefault(gkey, []).append((c, self.render(c)))
         for rows in groups.values():
             rows.sort(key=lambda cr: len(cr[1]))
-            for i in range(0, len(rows), self.batch_size):
-                batch = rows[i : i + self.batch_size]
+            for batch in self._batches(rows):
+                if self.share is not None:
+                    torch.set_num_threads(self.share.free_cores())
                 try:
                     samples = self._generate(batch)
                 except Exception as e:  # one bad batch must not lose the others
                     samples = [Sample.failed("backend", e)] * len(batch)
                 for (c, _), smp in zip(batch, samples):
                     on_result(c, smp)
+
+    def _batches(self, rows: list[tuple[Call, str]]) -> list[list[tuple[Call, str]]]:
+        """Rows in order, at most `batch_size` per batch and at most `batch_tokens` padded prompt tokens.
+
+        Long prompts make the prefill the cost, and it slows with big batches on CPU (1,000-token prompts:
+        1,070 prompt tokens/s at 4 rows, 610 at 32; benchmarks/README.md); short ones gain from 32 rows.
+        """
+        out: list[list[tuple[Call, str]]] = []
+        longest = 0
+        for row in rows:
+            n = len(self.tokenizer(row[1], add_special_tokens=False).input_ids)
+            if out and len(out[-1]) < self.batch_size and max(longest, n) * (len(out[-1]) + 1) <= self.batch_tokens:
+                out[-1].append(row)
+                longest = max(longest, n)
+            else:
+                out.append([row])
+                longest = n
+        return out
 
     @torch.inference_mode()
     def _generate(self, batch: list[tuple[Call, str]]) -> list[Sample]:

@@ -64,7 +64,9 @@ class Sample:
     error: str | None = None  # kind: http_429, http_5xx, connection, timeout, bad_request, no_vision, backend
     error_detail: str | None = None
     cached: bool = False
-    key: str = ""
+    key: str = ""  # the call's cache key; under a thinking budget, the last phase's
+    forced_close: bool = False  # the thinking budget ran out and the engine closed the thought
+    forced_continue: bool = False  # the thought ended before thinking.min_tokens and the engine made it go on
 
     @property
     def ok(self) -> bool:

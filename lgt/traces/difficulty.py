@@ -39,7 +39,10 @@ def build_difficulty(
 ) -> StageResult:
     start = time.perf_counter()
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    sent, requests = question_requests(questions.to_pylist(), by_image, stage.max_questions, stage.sampling, "", keys)
+    prefill = "<think>" if stage.sampling.thinking else ""  # a budgeted attempt thinks first, then answers
+    sent, requests = question_requests(
+        questions.to_pylist(), by_image, stage.max_questions, stage.sampling, prefill, keys
+    )
     engine = engine_for(stage.role)
     results = engine.generate(requests)
     k = stage.sampling.n
@@ -61,6 +64,7 @@ def build_difficulty(
                 "pass_rate_zero": n_correct == 0,
                 "pass_rate_below_1": n_correct < k,
                 "choices": choices,
+                "forced_attempts": sum(s.forced_close for s in res.samples),
                 "model": engine.backend.model_id,
                 "call_keys": [s.key for s in res.samples],
             }
@@ -71,6 +75,7 @@ def build_difficulty(
         "rated": len(rows),
         "pass_rate_zero": sum(r["pass_rate_zero"] for r in rows),
         "pass_rate_below_1": sum(r["pass_rate_below_1"] for r in rows),
+        "forced_attempts": sum(r["forced_attempts"] for r in rows),
     }
     return StageResult(
         pa.Table.from_pylist(rows, schema=DIFFICULTY_ARROW),

@@ -93,6 +93,9 @@ def build_four_phase(
             if not s.ok:
                 rejects[f"call_failed/{s.error}"] += 1
                 continue
+            if s.forced_close and not stage.keep_forced:
+                rejects["forced/close"] += 1
+                continue
             response = PREFILL + s.text
             if why := four_phase_structure(response, stage.min_words):
                 rejects[f"structure/{why}"] += 1
@@ -125,6 +128,8 @@ def build_four_phase(
                     ),
                     "checked_by": "normalised",
                     "grounding": res.grounding,
+                    "forced_close": s.forced_close,
+                    "forced_continue": s.forced_continue,
                     "model": engine.backend.model_id,
                     "prompt_version": f"{prompt.version};{q['prompt_version']}",
                     "call_keys": [s.key],
@@ -163,6 +168,7 @@ def build_four_phase(
         "matched": len(rows) - len(to_judge),
         **judged,
         "consistent": consistent,
+        "forced_close": sum(r["forced_close"] for r in rows),
     }
     if len(rows) > consistent:
         rejects["inconsistent"] += len(rows) - consistent

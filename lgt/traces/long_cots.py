@@ -6,7 +6,9 @@ restates the question and options, the simple CoT in its original casing (a
 full stop added where missing), a newline or a space, and a cue word drawn
 from the recipe; it continues from there. Leak words are banned at decode time
 where the backend can, and the continuation is filtered for them afterwards.
-A continuation must close the thought and answer within the token limit.
+A continuation must close the thought and answer within the token limit, or,
+under a thinking budget, the engine closes it (`forced_close`, kept when
+`keep_forced`).
 Every expansion is labelled O->O, O->X, X->O or X->X.
 """
 
@@ -111,6 +113,9 @@ def build_long_cots(
         if not s.ok:
             rejects[f"call_failed/{s.error}"] += 1
             continue
+        if s.forced_close and not stage.keep_forced:
+            rejects["forced/close"] += 1
+            continue
         parsed = parse_think_answer(req.prefill + s.text)
         if not isinstance(parsed, Parsed):
             why = "thought_not_closed" if parsed == "thought_not_closed" and s.finish_reason == "length" else parsed
@@ -141,6 +146,8 @@ def build_long_cots(
                 "simple_correct": cot["correct"],
                 "correct": correct,
                 "category": long_category(cot["correct"], correct),
+                "forced_close": s.forced_close,
+                "forced_continue": s.forced_continue,
                 "model": engine.backend.model_id,
                 "prompt_version": f"{load_prompt(PROMPT).version};{load_prompt(OPENING).version}",
                 "call_keys": [cot["call_key"], s.key],
@@ -152,6 +159,7 @@ def build_long_cots(
         "samples": len(requests),
         "kept": len(rows),
         "correct": sum(r["correct"] for r in rows),
+        "forced_close": sum(r["forced_close"] for r in rows),
     }
     return StageResult(
         pa.Table.from_pylist(rows, schema=LONG_COTS_ARROW),

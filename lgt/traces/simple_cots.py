@@ -1,5 +1,9 @@
 """LPT stage B, `simple_cots`: the VLM answers each question n times, its reply prefilled with <think>.
 
+Under a thinking budget (`sampling.thinking`) the engine closes a thought that
+runs out of tokens and the model answers after it; such samples are marked
+`forced_close` and kept only when the recipe says so (`keep_forced`).
+
 Each sample is parsed into its thought and answer and marked correct against
 the gold option only (`lgt.traces.parse.choice_of`). Failed calls, unparseable
 replies and exact duplicates (same question, same reply) are dropped and
@@ -54,6 +58,9 @@ def build_simple_cots(
             if not s.ok:
                 rejects[f"call_failed/{s.error}"] += 1
                 continue
+            if s.forced_close and not stage.keep_forced:
+                rejects["forced/close"] += 1
+                continue
             response = PREFILL + s.text
             parsed = parse_think_answer(response)
             if not isinstance(parsed, Parsed):
@@ -79,6 +86,8 @@ def build_simple_cots(
                     "category": simple_category(correct),
                     "grounding": res.grounding,
                     "completion_tokens": s.completion_tokens,
+                    "forced_close": s.forced_close,
+                    "forced_continue": s.forced_continue,
                     "model": engine.backend.model_id,
                     "prompt_version": q["prompt_version"],
                     "call_key": s.key,
@@ -91,6 +100,7 @@ def build_simple_cots(
         "samples": samples,
         "kept": len(rows),
         "correct": sum(r["correct"] for r in rows),
+        "forced_close": sum(r["forced_close"] for r in rows),
     }
     return StageResult(
         pa.Table.from_pylist(rows, schema=SIMPLE_COTS_ARROW),

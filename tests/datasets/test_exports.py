@@ -150,6 +150,7 @@ CARD = CardInfo(
     funnels={"simple_cots": {"questions": 10, "samples": 40, "parsed": 37, "kept": 12}},
     rejects={"simple_cots": {"unparseable": 3, "duplicate": 25}},
     cot_lengths={"O": [10, 20, 30, 40, 50, 60, 70, 80, 90, 1000], "X->O": [7]},
+    cot_forced={"O": 3},
     pass_rates=[0.25, 0.5, 0.5, 0.75, 0.75, 0.75, float("nan")],
 )
 EXPECTED_ROWS = {"sft_stage1": 2, "sft_stage2": 1, "dpo_stage1": 2, "dpo_stage2": 0, "rl_stage1": 2, "rl_stage2": 1}
@@ -379,7 +380,9 @@ def test_card_has_counts_yields_histogram_and_lineage(vision_export, tmp_path):
     assert "| simple_cots | samples | 40 | – |" in card  # more samples than questions: not a filter step
     assert "| simple_cots | parsed | 37 | 92.5% |" in card and "| simple_cots | kept | 12 | 32.4% |" in card
     assert "| simple_cots | duplicate | 25 | 89.3% |" in card
-    assert "| O | 10 | 145.0 | 55 | 90 | 1000 |" in card  # count, mean, median, p90 (nearest rank), max
+    # count, mean, median, p90 (nearest rank), max, share the thinking budget closed (3 of 10)
+    assert "| O | 10 | 145.0 | 55 | 90 | 1000 | 30.0% |" in card
+    assert "| X->O | 1 | 7.0 | 7 | 7 | 7 | 0.0% |" in card
     assert "| X->O | 1 | 7.0 | 7 | 7 | 7 |" in card
     assert "| 0.25 | 1 | 14.3% |" in card and "| 0.5 | 2 | 28.6% |" in card and "| 0.75 | 3 | 42.9% |" in card
     assert "| n/a (no difficulty row) | 1 | 14.3% |" in card

@@ -4,6 +4,7 @@ import math
 import random
 from collections import Counter
 
+import pandas as pd
 import pandera.errors
 import pyarrow as pa
 import pytest
@@ -189,6 +190,12 @@ def test_target_text_strips_and_wraps():
     t = target_text("  I count two squares.\nSo two.\n", " (B) ")
     assert t == "<think> I count two squares.\nSo two. </think> <answer> (B) </answer>"
     assert TARGET.match(t)
+    # the artifact checks use the same pattern: a thought over several lines passes, a missing answer does not
+    for schema, column in ((SftSchema, "target"), (DpoSchema, "chosen"), (DpoSchema, "rejected")):
+        check = schema.to_schema().columns[column]
+        check.validate(pd.DataFrame({column: [t]}))
+        with pytest.raises(pandera.errors.SchemaError):
+            check.validate(pd.DataFrame({column: ["<think> I count.\nTwo. </think> <answer>  </answer>"]}))
 
 
 @pytest.mark.parametrize("fmt, want", [("(X)", "(B)"), ("X.", "B."), ("text", "two")])

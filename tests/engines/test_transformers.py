@@ -1,12 +1,15 @@
 """The in-process transformers engine with the real SmolLM2-135M-Instruct."""
 
+import os
 import re
+import time
 
 import torch
 
-from lgt.engines import ImageInput, Request, Sampling
+from lgt.engines import Call, ImageInput, Request, Sampling
 from lgt.engines.cache import CallCache
-from lgt.engines.engine import Engine
+from lgt.engines.engine import Engine, ground
+from lgt.engines.transformers_backend import TransformersBackend
 
 ASK = [{"role": "user", "content": "Name three fruits."}]
 
@@ -90,8 +93,8 @@ def test_text_only_model_runs_caption_grounded(tf_backend):
     engine = Engine(tf_backend)
     (res,) = engine.generate([Request(messages=msgs, sampling=Sampling(temperature=0, max_new_tokens=8))])
     assert res.grounding == "caption" and res.samples[0].ok
-    calls, how = engine._calls(0, Request(messages=msgs))
-    assert how == "caption" and "a red circle left of a blue square" in tf_backend.render(calls[0])
+    grounded, how = ground(Request(messages=msgs), tf_backend.vision)
+    assert how == "caption" and "a red circle left of a blue square" in tf_backend.render(Call(0, 0, grounded, "k", 0))
     blind = [{"role": "user", "content": [{"type": "image", "image": ImageInput(b"x")}, {"type": "text", "text": "?"}]}]
     (res,) = engine.generate([Request(messages=blind, sampling=Sampling(n=2))])
     assert [s.error for s in res.samples] == ["no_vision", "no_vision"]
@@ -121,3 +124,39 @@ def test_cache_second_run_makes_no_calls(tf_backend, tmp_path):
         ]
     )
     assert third.stats.calls == 2 and third.stats.cache_hits == 4
+
+
+def test_batches_cap_rows_and_padded_prompt_tokens(smollm2):
+    backend = TransformersBackend(str(smollm2), batch_size=3, batch_tokens=100)
+    n_tokens = {}
+    rows = []
+    for i, words in enumerate([5, 5, 5, 5, 30, 30, 60]):
+        text = " ".join(["word"] * words)
+        n_tokens[i] = len(backend.tokenizer(text, add_special_tokens=False).input_ids)
+        rows.append((Call(i, 0, Request(prompt=text), str(i), 0), text))
+    batches = [[c.index for c, _ in b] for b in backend._batches(rows)]
+    assert [i for b in batches for i in b] == list(range(7))  # every row once, in order
+    for b in batches:  # no batch over either cap, and none that could have taken the next row
+        assert len(b) <= 3 and len(b) * max(n_tokens[i] for i in b) <= 100
+    # "word" is one token: three rows fill a batch; 3 x 30 <= 100 still fits; a 60-token row goes alone
+    assert [n_tokens[i] for i in range(7)] == [5, 5, 5, 5, 30, 30, 60]
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_core_share_counts_the_cores_other_processes_used(tmp_path):
+    from lgt.engines.transformers_backend import CoreShare
+
+    stat = tmp_path / "stat"
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def write(busy_jiffies: int) -> None:  # user, nice, system, idle, iowait, ...
+        stat.write_text(f"cpu  {busy_jiffies} 0 0 100000 0 0 0 0 0 0\ncpu0 ...\n")
+
+    write(1000)
+    share = CoreShare(str(stat))
+    time.sleep(0.5)
+    write(1000 + int(0.5 * tick))  # a neighbour kept one core busy for the half second
+    assert share.free_cores() == max(1, share.cores - 1)
+    time.sleep(0.5)  # and then nothing else ran (this test's own CPU time is subtracted)
+    assert share.free_cores() == share.cores
+    assert CoreShare(str(tmp_path / "missing")).free_cores() == share.cores  # no /proc/stat: every core

@@ -5,7 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from lgt.engines import Engine, ImageInput, Request, Sampling
+from lgt.engines import Call, Engine, ImageInput, Request, Sampling
+from lgt.engines.engine import ground
 from lgt.engines.transformers_backend import TransformersBackend
 from tests.engines.tiny_qwen2vl import build
 
@@ -41,8 +42,10 @@ def test_vision_model_takes_the_image(vlm):
     assert r_red.texts == r_red2.texts  # greedy, same image: same text
     assert r_red.texts != r_blue.texts  # the pixels reach the model
     # the prompt holds one placeholder per merged 14x14 patch: 100x80 resizes to 112x84 -> 8x6 patches -> 12 tokens
-    calls, _ = engine._calls(0, ask(red))
-    enc = vlm.processor(text=[vlm.render(calls[0])], images=[Image.open(io.BytesIO(red)).convert("RGB")])
+    grounded, _ = ground(ask(red), vlm.vision)
+    enc = vlm.processor(
+        text=[vlm.render(Call(0, 0, grounded, "key", 0))], images=[Image.open(io.BytesIO(red)).convert("RGB")]
+    )
     assert enc["image_grid_thw"].tolist() == [[1, 6, 8]]
     image_token = vlm.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert int((enc["input_ids"] == image_token).sum()) == 12

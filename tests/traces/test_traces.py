@@ -11,6 +11,7 @@ import pytest
 
 from lgt.engines import Engine, Sample, Sampling
 from lgt.engines.cache import CallCache
+from lgt.engines.config import Thinking
 from lgt.images.sources import read_shard
 from lgt.images.validate import build_shard
 from lgt.questions.composed import build_questions_composed
@@ -198,7 +199,14 @@ def test_simple_cots_marks_against_the_gold_only_and_drops_duplicates(shard, tf_
     assert rows[3]["choice"] == "" and rows[2]["choice"] != rows[2]["gold_letter"]
     assert all(r["response"].startswith("<think>") and r["grounding"] == "caption" for r in rows)
     assert dict(result.rejects) == {"duplicate": 2, "unparseable/thought_not_closed": 2}
-    assert result.funnel == {"questions": questions.num_rows, "sent": 2, "samples": 12, "kept": 8, "correct": 4}
+    assert result.funnel == {
+        "questions": questions.num_rows,
+        "sent": 2,
+        "samples": 12,
+        "kept": 8,
+        "correct": 4,
+        "forced_close": 0,
+    }
     SimpleCotsSchema.validate(result.table.to_pandas())
 
 
@@ -380,3 +388,28 @@ def test_empty_inputs_give_empty_valid_tables(shard, tf_backend, tmp_path):
     result = build_long_cots(empty, questions, images, LongCotsStage(), rec, keys)
     assert result.table.num_rows == 0 and rec.engine.stats.calls == 0
     LongCotsSchema.validate(result.table.to_pandas())
+
+
+# --------------------------------------------------------------- thinking budgets, SmolLM2 for real
+
+
+def test_simple_cots_under_a_budget_are_answered_marked_and_dropped_when_the_recipe_says(shard, tf_backend, tmp_path):
+    images, questions, keys = shard
+    budget = Sampling(n=2, temperature=0.7, thinking=Thinking(max_tokens=12, answer_max_tokens=8))
+    kept = SimpleCotsStage(max_questions=2, sampling=budget)
+    engine = Engine(tf_backend, CallCache(tmp_path / "calls.sqlite"))
+    result = build_simple_cots(questions, images, kept, lambda role: engine, keys)
+    rows = result.table.to_pylist()
+    forced = engine.stats.forced_close
+    assert forced >= 1 and engine.stats.calls == 8  # 4 samples, a thought and an answer each
+    assert sum(r["forced_close"] for r in rows) == result.funnel["forced_close"] <= forced
+    assert len(rows) + sum(result.rejects.values()) == 4
+    for r in rows:  # every kept reply has the closed thought and an answer parsed from it
+        assert "</think>\n<answer>" in r["response"] and r["answer"]
+    SimpleCotsSchema.validate(result.table.to_pandas())
+
+    dropped = build_simple_cots(
+        questions, images, kept.model_copy(update={"keep_forced": False}), lambda role: engine, keys
+    )
+    assert dropped.rejects["forced/close"] == forced and engine.stats.calls == 8  # all cached the second time
+    assert [r["cot_id"] for r in dropped.table.to_pylist()] == [r["cot_id"] for r in rows if not r["forced_close"]]
