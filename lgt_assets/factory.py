@@ -226,9 +226,9 @@ def range_digest(tables: dict[str, pa.Table]) -> str:
 def range_metadata(per_partition: dict[str, Metadata]) -> Metadata:
     """One materialization's metadata for a ranged step (Dagster records the same for every partition of it).
 
-    Numbers and count dicts are summed, the funnel pairs summed step by step, markdown shown per partition, anything
-    else taken from the first partition; the funnel and reject counts are also kept per partition
-    (`<key>_by_partition`), which is what the dataset card reads.
+    Numbers and count dicts are summed (seconds: the slowest partition), the funnel pairs summed step by step,
+    markdown shown per partition, anything else taken from the first partition; the funnel and reject counts
+    are also kept per partition (`<key>_by_partition`), which is what the dataset card reads.
     """
     out: Metadata = {"partitions": dg.MetadataValue.json(list(per_partition))}
     for key in next(iter(per_partition.values())):
@@ -236,7 +236,9 @@ def range_metadata(per_partition: dict[str, Metadata]) -> Metadata:
         raw = [v.value if isinstance(v, dg.MetadataValue) else v for v in values.values()]
         if key in ("funnel_counts", "rejects_by_reason"):
             out[f"{key}_by_partition"] = dg.MetadataValue.json(dict(zip(values, raw)))
-        if all(isinstance(r, int | float) and not isinstance(r, bool) for r in raw):
+        if key == "seconds":  # the partitions ran side by side: the step took as long as the slowest
+            out[key] = max(raw)
+        elif all(isinstance(r, int | float) and not isinstance(r, bool) for r in raw):
             out[key] = round(sum(raw), 2)
         elif all(isinstance(r, dict) and all(isinstance(n, int) for n in r.values()) for r in raw):
             total: dict[str, int] = {}
