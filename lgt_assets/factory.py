@@ -218,9 +218,23 @@ def build_partitions(
         return {pk: f.result() for pk, f in futures.items()}
 
 
-def range_digest(tables: dict[str, pa.Table]) -> str:
-    """A ranged step's one data version (Dagster takes one per output, not one per partition)."""
-    return hashlib.sha256("".join(table_digest(t) for t in tables.values()).encode()).hexdigest()
+def partition_output(
+    tables: dict[str, pa.Table],
+    metadata: dict[str, Metadata],
+    output_name: str = "result",
+    extra: Metadata | None = None,
+) -> dg.Output:
+    """A step's output over its partitions: one partition writes its table with its own content hash and metadata;
+    a range writes {partition: table} with one hash of all its tables (Dagster takes one data version per output)
+    and `range_metadata`."""
+    extra = extra or {}
+    if len(tables) == 1:
+        ((pk, table),) = tables.items()
+        version, value, md = table_digest(table), table, metadata[pk]
+    else:
+        version = hashlib.sha256("".join(table_digest(t) for t in tables.values()).encode()).hexdigest()
+        value, md = tables, range_metadata(metadata)
+    return dg.Output(value, output_name=output_name, data_version=dg.DataVersion(version), metadata={**md, **extra})
 
 
 def range_metadata(per_partition: dict[str, Metadata]) -> Metadata:
@@ -307,13 +321,8 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
 
         built = build_partitions(context.partition_keys, build, engine_for)
         tables = {pk: table for pk, (table, _) in built.items()}
-        llm = engine_for.metadata()
-        if len(built) == 1:
-            ((table, metadata),) = built.values()
-            yield dg.Output(table, data_version=dg.DataVersion(table_digest(table)), metadata={**metadata, **llm})
-        else:
-            metadata = range_metadata({pk: m for pk, (_, m) in built.items()})
-            yield dg.Output(tables, data_version=dg.DataVersion(range_digest(tables)), metadata={**metadata, **llm})
+        metadata = {pk: m for pk, (_, m) in built.items()}
+        yield partition_output(tables, metadata, extra=engine_for.metadata())
         yield schema_check(check_name, stage.name, model, pa.concat_tables(tables.values()))
 
     return _asset

@@ -9,7 +9,6 @@ from lgt.images.sources import read_shard
 from lgt.images.validate import Limits, build_shard
 from lgt.preview import images_markdown
 from lgt.recipe import split_partition_key
-from lgt.storage import table_digest
 from lgt_assets.factory import (
     Custom,
     Metadata,
@@ -17,8 +16,7 @@ from lgt_assets.factory import (
     code_version,
     column_schema,
     group_of,
-    range_digest,
-    range_metadata,
+    partition_output,
     schema_check,
 )
 from schemas import IMAGES, QUARANTINE
@@ -64,24 +62,9 @@ def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
     )
     def images_assets(context: dg.AssetExecutionContext):
         built = {pk: shard_outputs(pk, context.log.info) for pk in context.partition_keys}
-        if len(built) == 1:  # one partition: its own data versions and metadata
-            ((images, images_md, quarantine, quarantine_md),) = built.values()
-            for name, table, metadata in (
-                ("images", images, images_md),
-                ("images_quarantine", quarantine, quarantine_md),
-            ):
-                yield dg.Output(
-                    table, output_name=name, data_version=dg.DataVersion(table_digest(table)), metadata=metadata
-                )
-        else:  # a partition range (single-run backfill): one file per partition, metadata for the range
-            for i, name in ((0, "images"), (2, "images_quarantine")):
-                tables = {pk: b[i] for pk, b in built.items()}
-                yield dg.Output(
-                    tables,
-                    output_name=name,
-                    data_version=dg.DataVersion(range_digest(tables)),
-                    metadata=range_metadata({pk: b[i + 1] for pk, b in built.items()}),
-                )
+        for i, name in ((0, "images"), (2, "images_quarantine")):
+            tables = {pk: b[i] for pk, b in built.items()}
+            yield partition_output(tables, {pk: b[i + 1] for pk, b in built.items()}, output_name=name)
         yield schema_check("images_schema", "images", IMAGES.model, pa.concat_tables(b[0] for b in built.values()))
         yield schema_check(
             "quarantine_schema", "images_quarantine", QUARANTINE.model, pa.concat_tables(b[2] for b in built.values())
