@@ -111,19 +111,21 @@ def _summed_metadata(instance: dg.DagsterInstance, asset: str, partitions: list[
     return dict(total)
 
 
-def _words(table: pa.Table, column: str, by: str) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for text, label in zip(table.column(column).to_pylist(), table.column(by).to_pylist()):
-        out.setdefault(str(label), []).append(len(text.split()))
-    return out
-
-
-def _forced(table: pa.Table, by: str) -> dict[str, int]:
-    """label -> rows whose thought the engine closed (the thinking budget ran out)."""
-    out: dict[str, int] = {}
-    for forced, label in zip(table.column("forced_close").to_pylist(), table.column(by).to_pylist()):
-        out[str(label)] = out.get(str(label), 0) + int(forced)
-    return out
+def _thoughts(inputs: dict[str, pa.Table]) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """Per CoT category (four-phase traces as one): thought lengths in words, and thoughts the budget closed."""
+    lengths: dict[str, list[int]] = {}
+    forced: dict[str, int] = {}
+    for name in ("simple_cots", "long_cots", "four_phase"):
+        if name not in inputs:
+            continue
+        t = inputs[name]
+        labels = t.column("category").to_pylist() if name != "four_phase" else [name] * t.num_rows
+        if name == "four_phase":
+            lengths[name], forced[name] = [], 0  # a row in the card even when no trace survived
+        for text, closed, label in zip(t.column("thought").to_pylist(), t.column("forced_close").to_pylist(), labels):
+            lengths.setdefault(str(label), []).append(len(text.split()))
+            forced[str(label)] = forced.get(str(label), 0) + int(closed)
+    return lengths, forced
 
 
 def _prompt_versions(tables: dict[str, pa.Table]) -> dict[str, str]:
@@ -170,6 +172,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
     def exports(context: dg.AssetExecutionContext, **read: Any) -> dg.Output:
         inputs = {name: concat(value) for name, value in read.items()}
         parts = partitions.get_partition_keys()
+        lengths, forced = _thoughts(inputs)
         card = CardInfo(
             name=name,
             recipe_name=recipe.name,
@@ -179,24 +182,8 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
             | _models({t: inputs[t] for t in traces}),
             funnels={a: _summed_metadata(context.instance, a, parts, "funnel_counts") for a in funnels},
             rejects={a: _summed_metadata(context.instance, a, parts, "rejects_by_reason") for a in funnels},
-            cot_lengths={
-                **_words(inputs["simple_cots"], "thought", "category"),
-                **_words(inputs["long_cots"], "thought", "category"),
-                **(
-                    {"four_phase": [len(t.split()) for t in inputs["four_phase"].column("thought").to_pylist()]}
-                    if "four_phase" in inputs
-                    else {}
-                ),
-            },
-            cot_forced={
-                **_forced(inputs["simple_cots"], "category"),
-                **_forced(inputs["long_cots"], "category"),
-                **(
-                    {"four_phase": sum(inputs["four_phase"].column("forced_close").to_pylist())}
-                    if "four_phase" in inputs
-                    else {}
-                ),
-            },
+            cot_lengths=lengths,
+            cot_forced=forced,
             pass_rates=inputs["difficulty"].column("pass_rate").to_pylist(),
         )
         out_dir = os.path.join(home, "exports", name)

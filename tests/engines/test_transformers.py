@@ -9,7 +9,14 @@ import torch
 from lgt.engines import Call, ImageInput, Request, Sampling
 from lgt.engines.cache import CallCache
 from lgt.engines.engine import Engine, ground
-from lgt.engines.transformers_backend import TransformersBackend
+from lgt.engines.transformers_backend import (
+    PrefillPlan,
+    Row,
+    RowSampler,
+    TransformersBackend,
+    common_prefix,
+    plan_prefill,
+)
 
 ASK = [{"role": "user", "content": "Name three fruits."}]
 
@@ -126,21 +133,64 @@ def test_cache_second_run_makes_no_calls(tf_backend, tmp_path):
     assert third.stats.calls == 2 and third.stats.cache_hits == 4
 
 
-def test_batches_cap_rows_and_padded_prompt_tokens(smollm2):
+def test_batches_cap_rows_and_prompt_tokens(smollm2):
     backend = TransformersBackend(str(smollm2), batch_size=3, batch_tokens=100)
-    n_tokens = {}
     rows = []
     for i, words in enumerate([5, 5, 5, 5, 30, 30, 60]):
-        text = " ".join(["word"] * words)
-        n_tokens[i] = len(backend.tokenizer(text, add_special_tokens=False).input_ids)
-        rows.append((Call(i, 0, Request(prompt=text), str(i), 0), text))
-    batches = [[c.index for c, _ in b] for b in backend._batches(rows)]
+        text = " ".join([f"w{i}"] + ["word"] * words)  # distinct first tokens: nothing shared
+        rows.append(Row(Call(i, 0, Request(prompt=text), str(i), 0), text, backend.tokenizer(text).input_ids))
+    n_tokens = {r.call.index: len(r.ids) for r in rows}
+    batches = [[r.call.index for r in b] for b in backend._batches(rows)]
     assert [i for b in batches for i in b] == list(range(7))  # every row once, in order
-    for b in batches:  # no batch over either cap, and none that could have taken the next row
+    for b in batches:  # no batch over either cap (with nothing shared, the padded prompt), none that could grow
         assert len(b) <= 3 and len(b) * max(n_tokens[i] for i in b) <= 100
-    # "word" is one token: three rows fill a batch; 3 x 30 <= 100 still fits; a 60-token row goes alone
-    assert [n_tokens[i] for i in range(7)] == [5, 5, 5, 5, 30, 30, 60]
-    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+    for b, nxt in zip(batches, batches[1:]):
+        assert len(b) == 3 or (len(b) + 1) * max(n_tokens[i] for i in b + nxt[:1]) > 100
+    assert [len(b) for b in batches] == [3, 3, 1]
+
+
+def test_plan_prefill_runs_each_shared_prefix_once():
+    # three identical 10-token prompts (n samples): one group, 9 tokens once, then one token per row
+    plan = plan_prefill([10, 10, 10], [10, 10])
+    assert plan == PrefillPlan(9 + 3 * 1, [[0, 1, 2]], [9])
+    # 10 and 12 tokens sharing 6: prefix 6 once, suffixes padded to 6
+    assert plan_prefill([10, 12], [6]) == PrefillPlan(6 + 2 * 6, [[0, 1]], [6])
+    # nothing shared: no cheaper than plain left padding (2 rows x 7 tokens)
+    assert plan_prefill([5, 7], [0]).tokens == 14
+    # one row: all but its last token is the prefix
+    assert plan_prefill([4], []) == PrefillPlan(3 + 1, [[0]], [3])
+    # two prompts, two samples each, plus a third prompt: never more than plain padding
+    lengths, shared = [40, 40, 50, 50, 45], [40, 20, 50, 3]
+    plan = plan_prefill(lengths, shared)
+    assert plan.tokens <= len(lengths) * max(lengths) and sorted(i for g in plan.groups for i in g) == list(range(5))
+    assert plan.groups[:2] == [[0, 1], [2, 3]]
+
+
+def test_shared_prefixes_generate_what_each_prompt_generates_alone(tf_backend, smollm2):
+    """Greedy rows that share prompts (n samples, answers after different thoughts) equal batch-1 model.generate."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    scene = "A scene: " + " ".join(f"a {c} cube at ({i}, {2 * i})," for i, c in enumerate(["red", "blue"] * 12))
+    greedy = Sampling(n=2, temperature=0.0, max_new_tokens=10)
+    ask = [{"role": "user", "content": f"{scene} How many {c} cubes are there?"} for c in ("red", "blue")]
+    reqs = [Request(messages=[m], sampling=greedy) for m in ask]
+    reqs += [
+        Request(messages=ask[:1], prefill=f"<think>{t}</think>\n<answer>", sampling=greedy) for t in ("12", "I count")
+    ]
+    calls = [Call(i, k, r, f"{i}-{k}", 0) for i, r in enumerate(reqs) for k in range(2)]
+    rows = [Row(c, tf_backend.render(c), tf_backend.tokenizer(tf_backend.render(c)).input_ids) for c in calls]
+    rows.sort(key=lambda r: r.ids)
+    for prev, row in zip(rows, rows[1:]):
+        row.shared = common_prefix(prev.ids, row.ids)
+    assert tf_backend._prefill_tokens(rows) < len(rows) * max(len(r.ids) for r in rows) / 3  # sharing happens
+    got = {}
+    tf_backend.run(calls, lambda c, s: got.__setitem__(c.key, s.text))
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    model = AutoModelForCausalLM.from_pretrained(smollm2)
+    for c in calls:
+        ids = tok(tf_backend.render(c), return_tensors="pt", add_special_tokens=False).input_ids
+        out = model.generate(ids, do_sample=False, max_new_tokens=10, pad_token_id=tok.eos_token_id)
+        assert got[c.key] == tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True), c.key
 
 
 def test_core_share_counts_the_cores_other_processes_used(tmp_path):
@@ -160,3 +210,26 @@ def test_core_share_counts_the_cores_other_processes_used(tmp_path):
     time.sleep(0.5)  # and then nothing else ran (this test's own CPU time is subtracted)
     assert share.free_cores() == share.cores
     assert CoreShare(str(tmp_path / "missing")).free_cores() == share.cores  # no /proc/stat: every core
+
+
+def _reference_draw(scores: torch.Tensor, t: float, p: float, k: int | None, gen: torch.Generator) -> int:
+    """Top-k, then top-p by sorting the whole row, then a draw: the textbook nucleus sampler."""
+    s = scores.float() / t
+    if k:
+        s = s.masked_fill(s < torch.sort(s, descending=True).values[k - 1], float("-inf"))
+    sorted_s, idx = torch.sort(s, descending=True)
+    probs = torch.softmax(sorted_s, dim=-1)
+    s = s.index_fill(0, idx[(probs.cumsum(-1) - probs) > p], float("-inf"))
+    return int(torch.multinomial(torch.softmax(s, dim=-1), 1, generator=gen))
+
+
+def test_row_sampler_draws_what_a_full_sort_nucleus_sampler_draws():
+    # peaked rows (the nucleus among the 1,024 candidates) and flat ones (it is not: the full sort)
+    torch.manual_seed(0)
+    for scale, k in ((8.0, None), (8.0, 50), (0.2, None), (0.2, 20)):
+        sampler = RowSampler([0.7] * 4, [0.8] * 4, [k] * 4, [11, 12, 13, 14])
+        gens = [torch.Generator().manual_seed(s) for s in (11, 12, 13, 14)]
+        for _ in range(10):
+            scores = torch.randn(4, 5000) * scale
+            drawn = sampler(None, scores).argmax(-1).tolist()
+            assert drawn == [_reference_draw(scores[r], 0.7, 0.8, k, gens[r]) for r in range(4)], (scale, k)
