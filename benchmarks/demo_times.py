@@ -34,7 +34,8 @@ def collect(instance: dg.DagsterInstance) -> tuple[list[str], dict[str, dict[str
         while col in walls:  # a second run of the same partition (a retry)
             col += "'"
         columns.append(col)
-        walls[col] = (rec.end_time or 0) - (rec.start_time or 0)
+        # a run still in progress (or never started) has no wall time yet: NaN, not a negative number
+        walls[col] = rec.end_time - rec.start_time if rec.end_time and rec.start_time else float("nan")
         for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_SUCCESS):
             ev = entry.dagster_event
             steps[ev.step_key][col] = ev.event_specific_data.duration_ms / 1000
@@ -51,7 +52,11 @@ def main() -> None:
     for step, by in steps.items():
         cells = [f"{by[c]:.1f}" if c in by else "" for c in columns]
         print(f"| {step} | " + " | ".join(cells) + f" | {sum(by.values()):.1f} |")
-    print("| **run wall time** | " + " | ".join(f"{walls[c]:.1f}" for c in columns) + f" | {sum(walls.values()):.1f} |")
+    print(
+        "| **run wall time** | "
+        + " | ".join(f"{walls[c]:.1f}" for c in columns)
+        + f" | {sum(w for w in walls.values() if w == w):.1f} |"
+    )
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"columns": columns, "steps": steps, "walls": walls}, f, indent=1)
