@@ -21,6 +21,11 @@ EXECUTOR ?= in_process
 	scripts/setup-venv.sh dev
 	touch $@
 
+# vLLM's CPU build in its own environment, for the vllm backend's tests (nothing to do on a GPU machine)
+.venv-vllm/.installed: scripts/setup-vllm.sh
+	scripts/setup-vllm.sh
+	mkdir -p .venv-vllm && touch $@
+
 # The Dagster instance: copy dagster.yaml in unless DAGSTER_HOME already has one.
 instance: .venv/.installed
 	mkdir -p "$(DAGSTER_HOME)" "$(LGT_HOME)"
@@ -52,7 +57,7 @@ materialize: instance
 
 demo: materialize
 
-test: .venv/.installed
+test: .venv/.installed .venv-vllm/.installed
 	$(BIN)/python -m pytest -q
 
 # ruff: the formatter and the linter (pyproject.toml [tool.ruff]); CI runs the same

@@ -58,7 +58,7 @@ class Engines:
         if shared not in self._backends:
             url = None
             if role.launch and role.backend in ("vllm", "sglang"):
-                server = LaunchedServer(role.backend, model).start()
+                server = LaunchedServer(role.backend, model, python=role.python).start()
                 self._servers.append(server)
                 url = server.base_url
             self._backends[shared] = make_backend(role, model, url)

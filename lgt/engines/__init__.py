@@ -50,11 +50,12 @@ def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> 
             prefill_mode="continue_final_message" if launched else role.prefill_mode,
             tokenizer=role.tokenizer,
             vision=bool(role.vision),
+            bad_words=launched and role.backend == "vllm",
         )
     if role.backend == "vllm":
         from lgt.engines.offline import VLLMBackend
 
-        return VLLMBackend(model, role.revision, vision=role.vision)
+        return VLLMBackend(model, role.revision, vision=role.vision, python=role.python)
     if role.backend == "sglang":
         from lgt.engines.offline import SGLangBackend
 

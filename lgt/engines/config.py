@@ -78,6 +78,10 @@ class ModelRole(_Strict):
         None, ge=1, description="torch CPU threads (transformers backend); empty: $LGT_TORCH_THREADS, else all cores"
     )
     vision: bool | None = Field(None, description="whether the model takes images; default: read from its config")
+    python: str | None = Field(
+        None,
+        description="vllm: the interpreter that has vLLM; default $LGT_VLLM_PYTHON, this one, else .venv-vllm/",
+    )
     sampling: Sampling = Sampling()
 
     @model_validator(mode="after")

@@ -1,19 +1,28 @@
-"""vLLM and SGLang in process (the `gpu` extra), imported only when a role asks for them.
+"""vLLM (in a worker process) and SGLang (in process), imported only when a role asks for them.
 
-Both get every call of a run at once, so their schedulers keep the GPU busy,
+Both get every call of a round at once, so their schedulers keep the device busy,
 with prefix caching on (shared system prompts and prefills are computed once).
-Images go in as multi-modal data. A missing package or GPU is a clear error,
-not an import failure deep inside a run.
+Images go in as multi-modal data. A missing package is a clear error, not an
+import failure deep inside a run.
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from lgt.engines.messages import convert_messages, image_placeholder, image_url
-from lgt.engines.types import Call, Sample
+from lgt.engines.messages import convert_messages, image_placeholder
+from lgt.engines.types import Call, Sample, word_forms
 
 
 def _require(package: str, backend: str) -> None:
@@ -21,92 +30,165 @@ def _require(package: str, backend: str) -> None:
 
     if importlib.util.find_spec(package) is None:
         raise RuntimeError(f"backend {backend!r} needs the {package} package: pip install -e '.[gpu]' on a GPU machine")
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"backend {backend!r} needs a CUDA GPU and this machine has none; use 'transformers' or 'openai'"
-            )
-    except ImportError:
-        raise RuntimeError(f"backend {backend!r} needs torch") from None
 
 
-def _openai_messages(call: Call) -> list[dict]:
-    """vLLM's chat input: OpenAI-style messages, the prefill as a final assistant turn."""
-    out = convert_messages(call.request.messages, image_url)
-    if call.request.prefill:
-        out.append({"role": "assistant", "content": call.request.prefill})
-    return out
+REPO = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("vllm_worker.py")
+
+
+def vllm_python(configured: str | None = None) -> str:
+    """The interpreter that runs vLLM: the role's `python`, $LGT_VLLM_PYTHON, this one if it has vLLM (the `gpu`
+    extra), else the project's CPU environment .venv-vllm/ (scripts/setup-vllm.sh)."""
+    import importlib.util
+
+    if configured or os.environ.get("LGT_VLLM_PYTHON"):
+        return configured or os.environ["LGT_VLLM_PYTHON"]
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    local = REPO / ".venv-vllm" / "bin" / "python"
+    if local.exists():
+        return str(local)
+    raise RuntimeError(
+        "backend 'vllm' needs vLLM: pip install -e '.[gpu]' on a GPU machine, or scripts/setup-vllm.sh for the "
+        "CPU build in .venv-vllm/, or set LGT_VLLM_PYTHON to an interpreter that has it"
+    )
+
+
+def render_prompt(templater, call: Call) -> str:
+    """The text the model continues: the chat template (+ prefill), or the raw prompt + prefill."""
+    req = call.request
+    if req.prompt is not None:
+        return req.prompt + req.prefill
+    msgs = convert_messages(req.messages, image_placeholder)
+    if req.prefill:
+        msgs.append({"role": "assistant", "content": req.prefill})
+        return templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
+    return templater.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
 class VLLMBackend:
-    def __init__(self, model: str, revision: str | None = None, vision: bool | None = None, **engine_args):
-        _require("vllm", "vllm")
-        from vllm import LLM
+    """vLLM's engine in a worker process (lgt/engines/vllm_worker.py), started once and fed every call of a round.
+
+    Its answers stream back one per finished sample and go to the call cache at once (kill -9 keeps them). The
+    worker runs under the interpreter `vllm_python` finds, so vLLM's CPU build can live in its own environment.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        vision: bool | None = None,
+        python: str | None = None,
+        startup_timeout_s: float = 600.0,
+        **engine_args,
+    ):
+        from transformers import AutoConfig, AutoProcessor, AutoTokenizer
 
         self.model_id, self.revision = model, revision
-        self.llm = LLM(model=model, revision=revision, enable_prefix_caching=True, **engine_args)
-        config = self.llm.llm_engine.model_config.hf_config
+        config = AutoConfig.from_pretrained(model, revision=revision)
         self.vision = vision if vision is not None else hasattr(config, "vision_config")
-
-    def _params(self, call: Call):
-        from vllm import SamplingParams
-
-        s = call.request.sampling
-        return SamplingParams(
-            n=1,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k or -1,
-            repetition_penalty=s.repetition_penalty,
-            max_tokens=s.max_new_tokens,
-            seed=call.seed,
-            stop=list(s.stop) or None,
-            bad_words=list(s.banned_words) or None,
+        self.templater = (AutoProcessor if self.vision else AutoTokenizer).from_pretrained(model, revision=revision)
+        args = {"model": model, "revision": revision, "enable_prefix_caching": True, **engine_args}
+        env = dict(os.environ)
+        if not has_cuda():  # vLLM's CPU build: a KV cache that fits beside the model, no graph capture
+            args.setdefault("enforce_eager", True)
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        self.log_path = Path(tempfile.mkstemp(prefix="lgt-vllm-worker-", suffix=".log")[1])
+        self.proc = subprocess.Popen(
+            # -P: lgt/engines/ must not go on sys.path (its types.py would shadow the standard library's)
+            [vllm_python(python), "-P", str(WORKER), json.dumps(args)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(self.log_path, "w"),
+            text=True,
+            env=env,
+            start_new_session=True,
         )
+        line = self._read(startup_timeout_s)
+        if not line or not json.loads(line).get("ready"):
+            self.close()
+            raise RuntimeError(f"the vLLM worker did not start: {self._log_tail()} (log: {self.log_path})")
+
+    def _read(self, timeout_s: float | None = None) -> str:
+        """The worker's next line; '' when it has exited (or not answered within timeout_s)."""
+        if timeout_s is not None and not select.select([self.proc.stdout], [], [], timeout_s)[0]:
+            return ""
+        return self.proc.stdout.readline()
+
+    def _log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_text()[-n:].strip()
+        except OSError:
+            return ""
+
+    def _params(self, call: Call) -> dict:
+        s = call.request.sampling
+        return {
+            "n": 1,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "top_k": s.top_k or 0,
+            "repetition_penalty": s.repetition_penalty,
+            "max_tokens": s.max_new_tokens,
+            "seed": call.seed,
+            "stop": list(s.stop) or None,
+            "bad_words": [f for w in s.banned_words for f in word_forms(w)] or None,  # vLLM adds the spaced forms
+        }
 
     def run(self, calls: list[Call], on_result: Callable[[Call, Sample], None]) -> None:
-        raw = [c for c in calls if c.request.prompt is not None]
-        fresh = [c for c in calls if c.request.prompt is None and not c.request.prefill]
-        prefilled = [c for c in calls if c.request.prompt is None and c.request.prefill]
-        for group, kind in ((raw, "raw"), (fresh, "chat"), (prefilled, "prefill")):
-            if not group:
+        t0 = time.monotonic()
+        pending = {c.key: c for c in calls}
+        batch = [
+            {
+                "id": c.key,
+                "prompt": render_prompt(self.templater, c),
+                "params": self._params(c),
+                "images": [base64.b64encode(i.data).decode() for i in c.request.images()] if self.vision else [],
+            }
+            for c in calls
+        ]
+        try:
+            self.proc.stdin.write(json.dumps({"requests": batch}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the worker is gone: reading says so below
+        while True:  # up to the worker's "done", so that no line of this round is left for the next
+            line = self._read()
+            if not line:
+                err = RuntimeError(f"the vLLM worker exited: {self._log_tail()} (log: {self.log_path})")
+                for c in pending.values():
+                    on_result(c, Sample.failed("backend", err))
+                return
+            msg = json.loads(line)
+            if "done" in msg:
+                for c in pending.values():  # not expected: every request ends finished or with an error
+                    on_result(c, Sample.failed("backend", RuntimeError("the vLLM worker returned no sample")))
+                return
+            call = pending.pop(msg["id"])
+            if "error" in msg:
+                on_result(call, Sample.failed("backend", RuntimeError(msg["error"])))
                 continue
-            t0 = time.monotonic()
-            params = [self._params(c) for c in group]
-            try:
-                if kind == "raw":
-                    prompts = [c.request.prompt + c.request.prefill for c in group]
-                    outs = self.llm.generate(prompts, params, use_tqdm=False)
-                else:
-                    outs = self.llm.chat(
-                        [_openai_messages(c) for c in group],
-                        params,
-                        use_tqdm=False,
-                        add_generation_prompt=kind == "chat",
-                        continue_final_message=kind == "prefill",
-                    )
-            except Exception as e:
-                for c in group:
-                    on_result(c, Sample.failed("backend", e))
-                continue
+            reason = "length" if msg["finish_reason"] == "length" else "stop"
             latency = time.monotonic() - t0
-            for c, o in zip(group, outs):
-                seq = o.outputs[0]
-                on_result(
-                    c,
-                    Sample(
-                        seq.text,
-                        "length" if seq.finish_reason == "length" else "stop",
-                        len(o.prompt_token_ids or []),
-                        len(seq.token_ids),
-                        latency,
-                    ),
-                )
+            on_result(call, Sample(msg["text"], reason, msg["prompt_tokens"], msg["completion_tokens"], latency))
 
     def close(self) -> None:
-        self.llm = None
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
 
 
 class SGLangBackend:
@@ -120,16 +202,6 @@ class SGLangBackend:
         self.vision = vision if vision is not None else hasattr(config, "vision_config")
         self.templater = (AutoProcessor if self.vision else AutoTokenizer).from_pretrained(model, revision=revision)
         self.engine = sglang.Engine(model_path=model, revision=revision, **engine_args)  # radix cache: prefix caching
-
-    def _prompt(self, call: Call) -> str:
-        req = call.request
-        if req.prompt is not None:
-            return req.prompt + req.prefill
-        msgs = convert_messages(req.messages, image_placeholder)
-        if req.prefill:
-            msgs.append({"role": "assistant", "content": req.prefill})
-            return self.templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
-        return self.templater.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
     def run(self, calls: list[Call], on_result: Callable[[Call, Sample], None]) -> None:
         from PIL import Image
@@ -152,7 +224,7 @@ class SGLangBackend:
         images = [[Image.open(io.BytesIO(i.data)).convert("RGB") for i in c.request.images()] or None for c in calls]
         try:
             outs = self.engine.generate(
-                prompt=[self._prompt(c) for c in calls],
+                prompt=[render_prompt(self.templater, c) for c in calls],
                 sampling_params=params,
                 image_data=images if any(images) else None,
             )

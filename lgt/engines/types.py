@@ -96,3 +96,8 @@ class Call:
     request: Request  # after grounding: images kept only for vision models
     key: str
     seed: int  # per-sample seed: the request's seed + sample index
+
+
+def word_forms(word: str) -> list[str]:
+    """The casings a banned word is banned in: as written, capitalized, lower case (each backend adds spacing)."""
+    return sorted({word, word.capitalize(), word.lower()})

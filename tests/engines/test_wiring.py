@@ -10,7 +10,7 @@ import pytest
 from lgt.base_model import smollm2_gguf, unpack_gguf
 from lgt.engines import ModelRole, Request, Sampling, make_backend
 from lgt.engines.checkpoint import REVISION_FILE, checkpoint_revision
-from lgt.engines.offline import SGLangBackend, VLLMBackend
+from lgt.engines.offline import SGLangBackend
 from lgt.engines.openai_backend import OpenAIBackend
 from lgt.engines.server import LaunchedServer
 from lgt.recipe import load_recipe
@@ -88,10 +88,24 @@ def test_launched_server_answers_then_its_process_group_is_gone(smollm2):
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/health", timeout=2)
 
 
-@pytest.mark.parametrize("cls, package", [(VLLMBackend, "vllm"), (SGLangBackend, "sglang")])
-def test_gpu_backends_say_what_is_missing(cls, package):
-    with pytest.raises(RuntimeError, match=rf"needs (the {package} package|a CUDA GPU)"):
-        cls("some/model")
+def test_sglang_says_what_is_missing():
+    with pytest.raises(RuntimeError, match="needs the sglang package"):
+        SGLangBackend("some/model")
+
+
+def test_vllm_says_where_to_get_it(monkeypatch, tmp_path):
+    import lgt.engines.offline as offline
+
+    monkeypatch.delenv("LGT_VLLM_PYTHON", raising=False)
+    monkeypatch.setattr(offline, "REPO", tmp_path)  # no .venv-vllm/ there; this venv has no vllm
+    with pytest.raises(RuntimeError, match="scripts/setup-vllm.sh"):
+        offline.vllm_python()
+    (tmp_path / ".venv-vllm" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv-vllm" / "bin" / "python").touch()
+    assert offline.vllm_python() == str(tmp_path / ".venv-vllm" / "bin" / "python")
+    assert offline.vllm_python("/opt/py") == "/opt/py"  # the role's own
+    monkeypatch.setenv("LGT_VLLM_PYTHON", "/usr/bin/py-vllm")
+    assert offline.vllm_python() == "/usr/bin/py-vllm"
 
 
 def test_openai_role_needs_its_url():
