@@ -3,8 +3,11 @@
     python benchmarks/engines.py                      # full run (see benchmarks/README.md)
     python benchmarks/engines.py --prompts 64 --quick # a smoke run
     python benchmarks/engines.py --peers /path/to/peer-venv/bin/python   # + Curator and distilabel
+    python benchmarks/engines.py --only vllm,vllm-serve --rounds 1        # vLLM alone (its CPU build)
 
 Server: `transformers serve --continuous-batching` with the embedded SmolLM2-135M-Instruct on loopback.
+vLLM (where an interpreter has it, see lgt/engines/offline.py: vllm_python) runs after that server is stopped,
+on the same requests: offline through our VLLMBackend, and `vllm serve` started by the launcher.
 Every run is scored the same way: completion tokens counted by re-tokenising the returned texts with the
 model's tokenizer (so tools that do not report usage are measured alike), divided by wall time.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -113,7 +117,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="HTTP clients run this many times; medians are compared")
     ap.add_argument(
         "--only",
-        default="ours,plain,sequential,curator,distilabel,inprocess,warm",
+        default="ours,plain,sequential,curator,distilabel,inprocess,warm,vllm,vllm-serve",
         help="comma-separated subset of the runs",
     )
     ap.add_argument("--quick", action="store_true")
@@ -137,20 +141,25 @@ def main() -> None:
         print(f"  {name:<44} {len(outs):>4} prompts {n:>6} tokens {secs:>7.1f} s {n / secs:>7.1f} tok/s", flush=True)
         return n / secs
 
+    # the transformers server only when a client of it is measured: vLLM alone gets the cores to itself
+    http = {"ours", "plain", "sequential", "curator", "distilabel", "warm"} & only
     print(
-        f"model {model}\nserver: transformers serve --continuous-batching (CPU), {os.cpu_count()} cores, "
-        f"concurrency {args.concurrency}, max_tokens {args.max_tokens}",
+        f"model {model}\n"
+        + ("server: transformers serve --continuous-batching (CPU), " if http else "")
+        + f"{os.cpu_count()} cores, concurrency {args.concurrency}, max_tokens {args.max_tokens}",
         flush=True,
     )
-    with LaunchedServer("transformers", model, extra_args=["--device", "cpu"], env={"HF_HUB_OFFLINE": "1"}) as server:
+    sampling = dict(temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
+    reqs = [
+        Request(messages=[{"role": "user", "content": t}], sampling=Sampling(seed=i, **sampling))
+        for i, t in enumerate(texts)
+    ]
+    server = LaunchedServer("transformers", model, extra_args=["--device", "cpu"], env={"HF_HUB_OFFLINE": "1"})
+    with server if http else contextlib.nullcontext():
         port = server.port
         # warm-up: a few full waves, so the first measured client does not pay for the server's start
-        asyncio.run(plain_load(port, model, prompts(4 * args.concurrency), args.concurrency, args.max_tokens))
-        sampling = dict(temperature=0.7, top_p=0.8, max_new_tokens=args.max_tokens)
-        reqs = [
-            Request(messages=[{"role": "user", "content": t}], sampling=Sampling(seed=i, **sampling))
-            for i, t in enumerate(texts)
-        ]
+        if http:
+            asyncio.run(plain_load(port, model, prompts(4 * args.concurrency), args.concurrency, args.max_tokens))
         backend = OpenAIBackend(server.base_url, model, max_concurrency=args.concurrency)
         rates: dict[str, list[float]] = {}
 
@@ -202,7 +211,8 @@ def main() -> None:
 
         # rounds in alternating order, so drift in the server or the machine hits every client alike
         for rnd in range(args.rounds):
-            print(f" round {rnd + 1}/{args.rounds}", flush=True)
+            if http:
+                print(f" round {rnd + 1}/{args.rounds}", flush=True)
             for run in (run_ours, run_plain, run_peers) if rnd % 2 == 0 else (run_peers, run_plain, run_ours):
                 run()
         seq = None
@@ -254,6 +264,9 @@ def main() -> None:
 
         outs, secs = timed(plain_generate)
         hf_rate = record("in-process: plain model.generate, one at a time", outs, secs)
+        del tb, hf
+
+    vllm_rates = run_vllm(args, only, model, reqs, texts, record)
 
     print(f"\nratios of median tokens/s over {args.rounds} round(s)")
     if ours and plain:
@@ -267,6 +280,63 @@ def main() -> None:
         print(f"  in-process engine / model.generate  : {inproc / hf_rate:5.2f}x")
     if warm_ms is not None:
         print(f"  warm rerun, all cached              : {warm_ms:.1f} ms per 1,000 results")
+    for name, rate in vllm_rates.items():
+        line = f"  {name:<41}: {rate:6.1f} tok/s (median)"
+        print(line + (f", {rate / ours:5.2f}x ours on transformers serve" if ours else ""))
+
+
+def run_vllm(args, only: set[str], model: str, reqs: list[Request], texts: list[str], record) -> dict[str, float]:
+    """vLLM on the same requests, alone on the machine (the transformers server is stopped by now): offline
+    through our worker backend (every call at once), and `vllm serve` started by the launcher, measured with our
+    engine and with the plain load generator at the same concurrency. Start-up times are printed, not scored."""
+    from lgt.engines.offline import VLLMBackend, vllm_python
+
+    runs = [r for r in ("vllm", "vllm-serve") if r in only]
+    if not runs:
+        return {}
+    try:
+        python = vllm_python()
+    except RuntimeError as e:
+        print(f"  vLLM skipped: {e}")
+        return {}
+    print(f"vLLM: {python}", flush=True)
+    rates: dict[str, list[float]] = {}
+    texts_seen: dict[str, list[str]] = {}
+
+    def ours(name: str, backend) -> None:
+        fresh = CallCache(Path(tempfile.mkdtemp()) / "calls.sqlite")
+        res, secs = timed(lambda: Engine(backend, fresh).generate(reqs))
+        outs = [r.samples[0].text for r in res]
+        texts_seen.setdefault(name, outs)
+        rates.setdefault(name, []).append(record(name, outs, secs))
+
+    if "vllm" in runs:
+        backend, secs = timed(lambda: VLLMBackend(model))
+        print(f"  vLLM worker started in {secs:.1f} s", flush=True)
+        for _ in range(args.rounds):
+            ours("vllm offline: Engine + VLLMBackend", backend)
+        backend.close()
+    if "vllm-serve" in runs:
+        server = LaunchedServer("vllm", model, startup_timeout_s=900, env={"HF_HUB_OFFLINE": "1"})
+        _, secs = timed(server.start)
+        print(f"  vllm serve healthy in {secs:.1f} s", flush=True)
+        try:
+            asyncio.run(plain_load(server.port, model, prompts(2 * args.concurrency), args.concurrency, 8))  # warm-up
+            backend = OpenAIBackend(server.base_url, model, max_concurrency=args.concurrency)
+            for _ in range(args.rounds):
+                ours("vllm serve: Engine + OpenAIBackend", backend)
+                outs, secs = timed(
+                    lambda: asyncio.run(plain_load(server.port, model, texts, args.concurrency, args.max_tokens))
+                )
+                texts_seen.setdefault("vllm serve: plain", outs)
+                rates.setdefault("vllm serve: plain asyncio load generator", []).append(
+                    record("vllm serve: plain asyncio load generator", outs, secs)
+                )
+        finally:
+            server.stop()
+    seen = list(texts_seen.values())
+    print(f"  vLLM runs gave identical texts (seeds honoured alike): {all(t == seen[0] for t in seen)}")
+    return {name: statistics.median(v) for name, v in rates.items()}
 
 
 if __name__ == "__main__":

@@ -32,3 +32,15 @@ def convert_content(content: Any, image: ImagePart) -> Any:
 def convert_messages(messages: list[dict[str, Any]] | None, image: ImagePart) -> list[dict[str, Any]]:
     """Each message as role and converted content (other keys are dropped)."""
     return [{"role": m["role"], "content": convert_content(m.get("content"), image)} for m in messages or []]
+
+
+def render_prompt(templater, request) -> str:
+    """The exact text a model continues: its chat template over the messages (+ the prefill, continued), or the raw
+    prompt + prefill. `templater` is the model's tokenizer or processor; images stay placeholders."""
+    if request.prompt is not None:
+        return request.prompt + request.prefill
+    msgs = convert_messages(request.messages, image_placeholder)
+    if request.prefill:
+        msgs.append({"role": "assistant", "content": request.prefill})
+        return templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
+    return templater.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)

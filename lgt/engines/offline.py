@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lgt.engines.messages import convert_messages, image_placeholder
+from lgt.engines.messages import render_prompt
 from lgt.engines.types import Call, Sample, word_forms
 
 
@@ -52,18 +52,6 @@ def vllm_python(configured: str | None = None) -> str:
         "backend 'vllm' needs vLLM: pip install -e '.[gpu]' on a GPU machine, or scripts/setup-vllm.sh for the "
         "CPU build in .venv-vllm/, or set LGT_VLLM_PYTHON to an interpreter that has it"
     )
-
-
-def render_prompt(templater, call: Call) -> str:
-    """The text the model continues: the chat template (+ prefill), or the raw prompt + prefill."""
-    req = call.request
-    if req.prompt is not None:
-        return req.prompt + req.prefill
-    msgs = convert_messages(req.messages, image_placeholder)
-    if req.prefill:
-        msgs.append({"role": "assistant", "content": req.prefill})
-        return templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
-    return templater.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
 class VLLMBackend:
@@ -107,7 +95,7 @@ class VLLMBackend:
         line = self._read(startup_timeout_s)
         if not line or not json.loads(line).get("ready"):
             self.close()
-            raise RuntimeError(f"the vLLM worker did not start: {self._log_tail()} (log: {self.log_path})")
+            raise RuntimeError(f"the vLLM worker did not start (log: {self.log_path}): {self._log_tail(2000)}")
 
     def _read(self, timeout_s: float | None = None) -> str:
         """The worker's next line; '' when it has exited (or not answered within timeout_s)."""
@@ -115,7 +103,7 @@ class VLLMBackend:
             return ""
         return self.proc.stdout.readline()
 
-    def _log_tail(self, n: int = 2000) -> str:
+    def _log_tail(self, n: int) -> str:
         try:
             return self.log_path.read_text()[-n:].strip()
         except OSError:
@@ -141,7 +129,7 @@ class VLLMBackend:
         batch = [
             {
                 "id": c.key,
-                "prompt": render_prompt(self.templater, c),
+                "prompt": render_prompt(self.templater, c.request),
                 "params": self._params(c),
                 "images": [base64.b64encode(i.data).decode() for i in c.request.images()] if self.vision else [],
             }
@@ -155,7 +143,8 @@ class VLLMBackend:
         while True:  # up to the worker's "done", so that no line of this round is left for the next
             line = self._read()
             if not line:
-                err = RuntimeError(f"the vLLM worker exited: {self._log_tail()} (log: {self.log_path})")
+                # the path first and a short tail: a sample's error_detail keeps 500 characters
+                err = RuntimeError(f"the vLLM worker exited (log: {self.log_path}): {self._log_tail(300)}")
                 for c in pending.values():
                     on_result(c, Sample.failed("backend", err))
                 return
@@ -204,48 +193,48 @@ class SGLangBackend:
         self.engine = sglang.Engine(model_path=model, revision=revision, **engine_args)  # radix cache: prefix caching
 
     def run(self, calls: list[Call], on_result: Callable[[Call, Sample], None]) -> None:
+        """Every call goes in at once as its own request (SGLang's scheduler batches them) and is reported the
+        moment it finishes, so the call cache keeps each finished sample if the run is killed later."""
+        import asyncio
+
         from PIL import Image
 
         t0 = time.monotonic()
-        params = []
-        for c in calls:
+
+        async def one(c: Call) -> None:
             s = c.request.sampling
-            params.append(
-                {
-                    "temperature": s.temperature,
-                    "top_p": s.top_p,
-                    "top_k": s.top_k or -1,
-                    "repetition_penalty": s.repetition_penalty,
-                    "max_new_tokens": s.max_new_tokens,
-                    "stop": list(s.stop) or None,
-                    "sampling_seed": c.seed,
-                }
-            )
-        images = [[Image.open(io.BytesIO(i.data)).convert("RGB") for i in c.request.images()] or None for c in calls]
-        try:
-            outs = self.engine.generate(
-                prompt=[render_prompt(self.templater, c) for c in calls],
-                sampling_params=params,
-                image_data=images if any(images) else None,
-            )
-        except Exception as e:
-            for c in calls:
+            params = {
+                "temperature": s.temperature,
+                "top_p": s.top_p,
+                "top_k": s.top_k or -1,
+                "repetition_penalty": s.repetition_penalty,
+                "max_new_tokens": s.max_new_tokens,
+                "stop": list(s.stop) or None,
+                "sampling_seed": c.seed,
+            }
+            images = [Image.open(io.BytesIO(i.data)).convert("RGB") for i in c.request.images()] if self.vision else []
+            try:
+                o = await self.engine.async_generate(
+                    prompt=render_prompt(self.templater, c.request), sampling_params=params, image_data=images or None
+                )
+            except Exception as e:  # one bad request fails alone
                 on_result(c, Sample.failed("backend", e))
-            return
-        latency = time.monotonic() - t0
-        for c, o in zip(calls, outs):
+                return
             meta = o.get("meta_info", {})
             reason = (meta.get("finish_reason") or {}).get("type")
-            on_result(
-                c,
-                Sample(
-                    o["text"],
-                    "length" if reason == "length" else "stop",
-                    meta.get("prompt_tokens", 0),
-                    meta.get("completion_tokens", 0),
-                    latency,
-                ),
+            sample = Sample(
+                o["text"],
+                "length" if reason == "length" else "stop",
+                meta.get("prompt_tokens", 0),
+                meta.get("completion_tokens", 0),
+                time.monotonic() - t0,
             )
+            on_result(c, sample)
+
+        async def all_calls() -> None:
+            await asyncio.gather(*(one(c) for c in calls))
+
+        self.engine.loop.run_until_complete(all_calls())  # the event loop SGLang's engine was made on
 
     def close(self) -> None:
         self.engine.shutdown()

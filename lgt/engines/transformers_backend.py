@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 from lgt.engines.checkpoint import checkpoint_revision
-from lgt.engines.messages import convert_messages, image_placeholder
+from lgt.engines.messages import render_prompt
 from lgt.engines.types import Call, Sample, word_forms
 
 
@@ -265,16 +265,7 @@ class TransformersBackend:
 
     def render(self, call: Call) -> str:
         """The exact text the model continues: chat template (+ prefill), or raw prompt + prefill."""
-        req = call.request
-        if req.prompt is not None:
-            return req.prompt + req.prefill
-        # a vision model's processor takes {"type": "image"} placeholders; the pixels go in separately
-        msgs = convert_messages(req.messages, image_placeholder)
-        templater = self.processor if self.processor is not None else self.tokenizer
-        if req.prefill:
-            msgs.append({"role": "assistant", "content": req.prefill})
-            return templater.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
-        return templater.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return render_prompt(self.processor if self.processor is not None else self.tokenizer, call.request)
 
     def bad_words_ids(self, words: list[str]) -> list[list[int]] | None:
         seqs = set()

@@ -11,11 +11,25 @@ import base64
 import io
 import json
 import os
+import signal
 import sys
+import threading
+import time
+
+
+def _die_with_parent(parent: int) -> None:
+    """Stop this worker and vLLM's engine process (its process group) once the parent is gone: after a kill -9
+    of the run, an orphaned worker would go on generating answers nobody reads, beside the rerun's worker."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    if os.getpgrp() == os.getpid():  # VLLMBackend starts it as the leader of its own group
+        os.killpg(0, signal.SIGKILL)
+    os._exit(1)
 
 
 def main() -> None:
     args = json.loads(sys.argv[1])
+    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
     # the protocol keeps the real stdout; whatever vLLM prints goes to stderr (the log)
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)

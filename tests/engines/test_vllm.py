@@ -91,11 +91,12 @@ RUN = textwrap.dedent(
     from lgt.engines import Engine, Request, Sampling
     from lgt.engines.cache import CallCache
     from lgt.engines.offline import VLLMBackend
-    model, db, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    model, db, n, pidfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     # lengths differ, so samples finish one after another
     reqs = [Request(messages=[{"role": "user", "content": f"Tell a long story about the number {i}."}],
                     sampling=Sampling(temperature=0.0, max_new_tokens=16 * (i + 1))) for i in range(n)]
     backend = VLLMBackend(model)
+    open(pidfile, "w").write(str(backend.proc.pid))
     engine = Engine(backend, CallCache(db))
     engine.generate(reqs)
     print("calls", engine.stats.calls, "hits", engine.stats.cache_hits)
@@ -104,11 +105,20 @@ RUN = textwrap.dedent(
 )
 
 
+def _alive(pid: int) -> bool:
+    """Running, not gone or a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_kill_9_half_way_then_rerun_makes_only_the_missing_calls(smollm2, tmp_path):
     db, n = tmp_path / "calls.sqlite", 12
     script = tmp_path / "run.py"
     script.write_text(RUN)
-    cmd = [sys.executable, str(script), str(smollm2), str(db), str(n)]
+    pidfile = tmp_path / "worker.pid"
+    cmd = [sys.executable, str(script), str(smollm2), str(db), str(n), str(pidfile)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline, done = time.monotonic() + 600, 0
     while done < n // 3:
@@ -118,10 +128,15 @@ def test_kill_9_half_way_then_rerun_makes_only_the_missing_calls(smollm2, tmp_pa
             done = CallCache(db).count() if db.exists() else 0
         except Exception:  # the table may not exist yet
             done = 0
-    os.killpg(proc.pid, signal.SIGKILL)  # the run and its vLLM worker
+    os.killpg(proc.pid, signal.SIGKILL)  # the run; its vLLM worker, in a session of its own, sees it go and stops
     proc.wait()
     kept = CallCache(db).count()
     assert n // 3 <= kept < n
+    worker = int(pidfile.read_text())
+    deadline = time.monotonic() + 30
+    while _alive(worker):
+        assert time.monotonic() < deadline, "the orphaned vLLM worker is still running"
+        time.sleep(0.5)
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-4:] == ["calls", str(n - kept), "hits", str(kept)]

@@ -93,6 +93,38 @@ def test_sglang_says_what_is_missing():
         SGLangBackend("some/model")
 
 
+def test_sglang_reports_each_call_as_it_finishes():
+    """SGLang cannot be installed here (see README, vLLM and SGLang on CPU), so its offline backend's driving is
+    checked against a stand-in engine: every call in flight at once, each reported the moment it finishes (what
+    the call cache needs to keep finished samples through a kill), a failing call failing alone."""
+    import asyncio
+
+    from lgt.engines import Call
+
+    class StandIn:  # sglang.Engine's async_generate on its own event loop
+        loop = asyncio.new_event_loop()
+
+        async def async_generate(self, prompt, sampling_params, image_data=None):
+            n = sampling_params["max_new_tokens"]
+            await asyncio.sleep(n / 50)
+            if n == 2:
+                raise RuntimeError("bad request")
+            meta = {"finish_reason": {"type": "length"}, "prompt_tokens": 3, "completion_tokens": n}
+            return {"text": prompt.upper(), "meta_info": meta}
+
+    backend = SGLangBackend.__new__(SGLangBackend)
+    backend.engine, backend.vision, backend.templater = StandIn(), False, None
+    lengths = [9, 1, 2, 5]
+    calls = [
+        Call(i, 0, Request(prompt=f"p{i}", sampling=Sampling(max_new_tokens=n)), f"k{i}", i)
+        for i, n in enumerate(lengths)
+    ]
+    got = []
+    backend.run(calls, lambda c, s: got.append((c.index, s.text, s.error, s.completion_tokens)))
+    assert got == [(1, "P1", None, 1), (2, "", "backend", 0), (3, "P3", None, 5), (0, "P0", None, 9)]
+    backend.engine.loop.close()
+
+
 def test_vllm_says_where_to_get_it(monkeypatch, tmp_path):
     import lgt.engines.offline as offline
 
@@ -106,6 +138,36 @@ def test_vllm_says_where_to_get_it(monkeypatch, tmp_path):
     assert offline.vllm_python("/opt/py") == "/opt/py"  # the role's own
     monkeypatch.setenv("LGT_VLLM_PYTHON", "/usr/bin/py-vllm")
     assert offline.vllm_python() == "/usr/bin/py-vllm"
+
+
+def test_a_dead_vllm_worker_fails_the_open_calls_with_its_log(monkeypatch, tmp_path, smollm2):
+    """No hang when vLLM's worker dies mid-round: every open call fails as `backend`, with the log's tail."""
+    import sys
+
+    import lgt.engines.offline as offline
+    from lgt.engines import Call
+
+    worker = tmp_path / "worker.py"  # answers one sample, then dies as an out-of-memory kill would look
+    worker.write_text(
+        textwrap.dedent("""
+        import json, sys
+        print(json.dumps({"ready": True}), flush=True)
+        first = json.loads(sys.stdin.readline())["requests"][0]
+        answer = {"id": first["id"], "text": "ok", "finish_reason": "stop", "prompt_tokens": 1, "completion_tokens": 1}
+        print(json.dumps(answer), flush=True)
+        sys.exit("worker: out of memory")
+        """)
+    )
+    monkeypatch.setattr(offline, "WORKER", worker)
+    backend = offline.VLLMBackend(str(smollm2), python=sys.executable)
+    calls = [Call(i, 0, Request(prompt=f"p{i}"), f"k{i}", i) for i in range(3)]
+    got = {}
+    backend.run(calls, lambda c, s: got.__setitem__(c.key, s))
+    backend.close()
+    assert got["k0"].ok and got["k0"].text == "ok"
+    for k in ("k1", "k2"):
+        assert got[k].error == "backend" and "worker: out of memory" in got[k].error_detail
+        assert str(backend.log_path) in got[k].error_detail
 
 
 def test_openai_role_needs_its_url():
