@@ -80,6 +80,11 @@ class VLLMBackend:
         env = dict(os.environ)
         if not has_cuda():  # vLLM's CPU build: a KV cache that fits beside the model, no graph capture
             args.setdefault("enforce_eager", True)
+            # vLLM's CPU build (0.32) dies when a seeded request's prompt is prefilled in chunks: it rewinds the
+            # request's torch.Generator by an offset, which CPU generators lack ("CPU Generator does not use
+            # offset"). Chunks come once a step's prompts pass 4,096 tokens (256 short prompts at once do), so on
+            # a CPU each prompt is prefilled whole (`vllm serve` too, lgt/engines/server.py; test_vllm.py)
+            args.setdefault("enable_chunked_prefill", False)
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         self.log_path = Path(tempfile.mkstemp(prefix="lgt-vllm-worker-", suffix=".log")[1])
         self.proc = subprocess.Popen(

@@ -44,7 +44,7 @@ def server_command(
             "--port",
             str(port),
             "--enable-prefix-caching",
-        ] + ([] if has_cuda() else ["--enforce-eager"])
+        ] + ([] if has_cuda() else ["--enforce-eager", "--no-enable-chunked-prefill"])  # CPU: see offline.py
     elif kind == "sglang":
         cmd = [
             sys.executable,

@@ -85,6 +85,29 @@ def test_banned_words_and_stop_strings(vllm):
     assert s.finish_reason == "stop" and word not in s.text and said.text.startswith(s.text)
 
 
+def test_seeded_prompts_beyond_one_steps_token_budget(vllm):
+    """Seeded samples whose prompts pass vLLM's 4,096-token step budget together (~9,300 tokens here) take several
+    scheduler steps; with chunked prefill the CPU build died on them ("CPU Generator does not use offset"), so on a
+    CPU prompts are prefilled whole. Every sample comes back, and each equals the same request run alone."""
+    colours = ("red", "blue", "green")
+    texts = [" ".join(f"item {i} is {colours[(i + k) % 3]}." for i in range(400)) for k in range(3)]  # ~3,100 tokens
+    reqs = [
+        Request(
+            messages=[{"role": "user", "content": t + " Which colour is item 7?"}],
+            sampling=Sampling(temperature=0.9, max_new_tokens=8, seed=10 + k),
+        )
+        for k, t in enumerate(texts)
+    ]
+    together = _run(vllm, reqs + reqs[:1])  # the first request twice: same seed, same text
+    assert len(together) == 4 and all(s.ok and s.prompt_tokens > 3000 for s in together), [
+        s.error_detail for s in together
+    ]
+    assert sum(s.prompt_tokens for s in together) > 4096
+    assert together[0].text == together[3].text
+    alone = [_run(vllm, [r])[0] for r in reqs]
+    assert [s.text for s in alone] == [s.text for s in together[:3]]
+
+
 RUN = textwrap.dedent(
     """
     import sys
