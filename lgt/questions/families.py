@@ -25,7 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SKIP_REASONS = ("ambiguous_reference", "near_tie", "no_clear_relation", "too_few_distractors", "too_few_objects")
+SKIP_REASONS = (
+    "ambiguous_reference",
+    "edge_centre_disagree",
+    "near_tie",
+    "no_clear_relation",
+    "too_few_distractors",
+    "too_few_objects",
+)
 
 RELATION_WORDS = {"left": "to the left", "right": "to the right", "above": "above", "below": "below"}
 RELATION_OF = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
@@ -486,6 +493,25 @@ RELATIVE_SIZE = Family(
 # --- closest / farthest ------------------------------------------------------
 
 
+def box_gap(a: Obj, b: Obj) -> float:
+    """The shortest distance between two boxes; 0 when they touch or overlap."""
+    dx = max(0.0, b.x1 - a.x2, a.x1 - b.x2)
+    dy = max(0.0, b.y1 - a.y2, a.y1 - b.y2)
+    return (dx * dx + dy * dy) ** 0.5
+
+
+def clear_by_gap(anchor: Obj, gold: Obj, others: Sequence[Obj], which: str, r: float) -> bool:
+    """Box edges agree with the centres: gold is also the closest (farthest) by box gap, clear by the margin.
+
+    Centres alone mislead a person: a skier standing on skis (gap 0) loses "closest" to a dog on centre distance.
+    """
+    g = box_gap(anchor, gold)
+    rest = [box_gap(anchor, o) for o in others if o is not anchor and o is not gold]
+    if which == "closest":
+        return all(x > g and x >= r * g for x in rest)
+    return all(g > x and g >= r * x for x in rest)
+
+
 def enum_closest(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -> list[tuple]:
     if len(view.objects) < 5:
         skips["too_few_objects"] += 1
@@ -508,6 +534,8 @@ def enum_closest(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -
         ):
             if (which == "closest" and d2 < r * d1) or (which == "farthest" and d1 < r * d2):
                 skips["near_tie"] += 1
+            elif not clear_by_gap(anchor, gold, view.objects, which, r):
+                skips["edge_centre_disagree"] += 1
             elif view.ref(gold) is None:
                 skips["ambiguous_reference"] += 1
             elif len([o for o in view.named if o is not anchor and o is not gold]) < 3:
@@ -560,6 +588,14 @@ EXTREME_KEYS = {
     "top": lambda o: o.cy,
     "bottom": lambda o: -o.cy,
 }
+# the box's outer edge on that side: a refrigerator touching the top edge is "closest to the top" to a person,
+# even when a banana's centre is higher
+EXTREME_EDGES = {
+    "left": lambda o: o.x1,
+    "right": lambda o: -o.x2,
+    "top": lambda o: o.y1,
+    "bottom": lambda o: -o.y2,
+}
 
 
 def enum_extreme(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -> list[tuple]:
@@ -570,8 +606,11 @@ def enum_extreme(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -
     for direction, key in EXTREME_KEYS.items():
         side = view.width if direction in ("left", "right") else view.height
         ranked = sorted(view.objects, key=key)
+        edge = EXTREME_EDGES[direction]
         if key(ranked[1]) - key(ranked[0]) < view.rules.extreme_gap * side:
             skips["near_tie"] += 1
+        elif any(edge(o) - edge(ranked[0]) < view.rules.extreme_gap * side for o in ranked[1:]):
+            skips["edge_centre_disagree"] += 1  # another box reaches as far out, or nearly
         elif view.ref(ranked[0]) is None:
             skips["ambiguous_reference"] += 1
         elif len([o for o in view.named if o is not ranked[0]]) < 3:

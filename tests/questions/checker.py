@@ -73,6 +73,16 @@ def scene_of(image_row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     }
 
 
+def _interval_gap(a: dict, b: dict, axis: str) -> float:
+    """How far apart two boxes' extents are along one axis (0 when they overlap there)."""
+    lo, hi = f"{axis}1", f"{axis}2"
+    if a[hi] < b[lo]:
+        return b[lo] - a[hi]
+    if b[hi] < a[lo]:
+        return a[lo] - b[hi]
+    return 0.0
+
+
 class Checker:
     def __init__(self, vocab: dict[str, list[str]], margins: dict[str, float], nouns: dict[str, str] | None = None):
         self.keys = list(vocab)
@@ -213,6 +223,16 @@ class Checker:
                 raise CheckFailed(f"farthest from {anchor['id']}: {d1:.2f} within margin of runner-up {d2:.2f}")
         else:
             raise CheckFailed(f"unknown which {which!r}")
+        # box edges must agree: the gold is also the closest (farthest) by the gap between boxes, by the margin
+        gaps = sorted(
+            ((_interval_gap(o, anchor, "x") ** 2 + _interval_gap(o, anchor, "y") ** 2) ** 0.5, o["id"])
+            for _, o in dists
+        )
+        (g1, first), (g2, _) = (gaps[0], gaps[1]) if which == "closest" else (gaps[-1], gaps[-2])
+        if first != best["id"] or g1 == g2:
+            raise CheckFailed(f"{which} to {anchor['id']}: by box gap {first}, by centre {best['id']}")
+        if (which == "closest" and g2 < r * g1) or (which == "farthest" and g1 < r * g2):
+            raise CheckFailed(f"{which} to {anchor['id']}: box gaps {g1:.2f} and {g2:.2f} within the margin")
         return best
 
     def extreme(self, scene: dict, direction: str) -> dict:
@@ -231,6 +251,13 @@ class Checker:
             raise CheckFailed("fewer than two objects")
         if score(ranked[1]) - score(ranked[0]) < self.extreme_gap * side:
             raise CheckFailed(f"extreme {direction}: runner-up within {self.extreme_gap} of the side")
+        # the outer box edge on that side must agree, by the same gap
+        outer = {"left": ("x1", 1), "right": ("x2", -1), "top": ("y1", 1), "bottom": ("y2", -1)}[direction]
+        reach = sorted(scene["objects"], key=lambda o: outer[1] * o[outer[0]])
+        if reach[0] is not ranked[0]:
+            raise CheckFailed(f"extreme {direction}: by box edge {reach[0]['id']}, by centre {ranked[0]['id']}")
+        if outer[1] * (reach[1][outer[0]] - reach[0][outer[0]]) < self.extreme_gap * side:
+            raise CheckFailed(f"extreme {direction}: another box edge within {self.extreme_gap} of the side")
         return ranked[0]
 
     # --- the row ---------------------------------------------------------------

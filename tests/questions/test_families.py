@@ -203,6 +203,45 @@ def test_extreme_position_with_margin():
     assert "left" not in got and skips["near_tie"] == 1
 
 
+def test_closest_needs_box_gaps_to_agree_with_centres():
+    """The skier on skis: the skis touch the person (gap 0) but the dog's centre is nearer. The old code asked
+    "closest to the person?" with the dog as gold; a person looking would say the skis."""
+    objs = [
+        ("person", (200, 200, 260, 400), "red"),  # centre (230, 300)
+        ("skis", (180, 390, 300, 410), "blue"),  # centre (240, 400): 100.5 px away, box gap 0
+        ("dog", (300, 280, 330, 310), "green"),  # centre (315, 295): 85.1 px away, box gap 40
+        ("ring", (20, 20, 40, 40), "yellow"),
+        ("cross", (460, 460, 480, 480), "purple"),
+    ]
+    skips = Counter()
+    cands = FAMILIES["closest"].enumerate(scene(*objs), skips)
+    assert not any(a.label == "person" and which == "closest" for a, which, _, _ in cands)
+    assert skips["edge_centre_disagree"] >= 1
+    objs[1] = ("skis", (100, 450, 160, 470), "blue")  # centre 188.7 px away, box gap 64.0 > 1.1 x 40
+    v = scene(*objs)
+    drafts = [render(v, "closest", c) for c in FAMILIES["closest"].enumerate(v, Counter())]
+    d = next(d for d in drafts if d.spec["anchor"] == "person" and d.spec["which"] == "closest")
+    assert d.answer == "dog"
+
+
+def test_extreme_needs_the_outer_box_edge_to_agree():
+    """A refrigerator touching the top edge against a banana whose centre is higher: "closest to the top" is
+    the refrigerator to a person, the banana by centres. Skipped, not asked."""
+    objs = [
+        ("refrigerator", (100, 0, 200, 400), "red"),  # centre y 200, top edge 0
+        ("banana", (300, 100, 340, 120), "yellow"),  # centre y 110, top edge 100
+        ("cup", (400, 300, 440, 340), "blue"),
+        ("book", (20, 450, 60, 490), "green"),
+    ]
+    skips = Counter()
+    got = {c[0]: c[1].label for c in FAMILIES["extreme"].enumerate(scene(*objs), skips)}
+    assert "top" not in got and skips["edge_centre_disagree"] == 1
+    assert got == {"left": "book", "right": "cup", "bottom": "book"}  # centres and edges agree on these
+    objs[0] = ("refrigerator", (100, 150, 200, 400), "red")  # top edge 150 now: the banana is topmost both ways
+    got = {c[0]: c[1].label for c in FAMILIES["extreme"].enumerate(scene(*objs), Counter())}
+    assert got["top"] == "banana"
+
+
 def test_count_comparison_including_equal_counts():
     v = scene(
         ("square", (0, 0, 50, 50), "red"),
