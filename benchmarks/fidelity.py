@@ -7,6 +7,7 @@
 Stage 1 runs the programmatic families (no LLM writer), stage 2 composes from them (no LLM rewrite): the
 parts of question synthesis whose rules decide what a person would agree with. The scenes come from the demo
 recipe's source (seed 0), so two checkouts see the same images when the scene generator is unchanged.
+Then the bias audit (lgt/questions/audit.py): per family, the best blind baseline's accuracy.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def main() -> None:
     print(f"{out['scenes']} scenes, code from {args.root}")
     for part in ("stage1", "stage1_skips", "stage2", "stage2_rejects"):
         print(f"  {part}: " + ", ".join(f"{k} {v}" for k, v in out[part].items()))
+    try:  # the bias audit, where the checkout has it
+        from lgt.questions.audit import audit, audit_table
+    except ImportError:
+        print("  (no bias audit in this checkout)")
+    else:
+        audits = audit(grounded.to_pylist() + composed.table.to_pylist())
+        out["blind"] = {a.family: dict(a.blind) for a in audits}
+        print("\n" + audit_table(audits))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 
