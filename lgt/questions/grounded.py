@@ -21,6 +21,7 @@ import pyarrow as pa
 from lgt.engines import EngineFor, ImageInput, Request
 from lgt.images.stand_in import object_list, stand_in
 from lgt.prompts import load_prompt
+from lgt.questions.balance import balance
 from lgt.questions.families import Draft, FamilyPlan, Rules, View, generate, objects_of
 from lgt.questions.parse import LETTERS, extract_choice, parse_mcqs
 from lgt.questions.rows import config_version, dedupe, item_row, items_table
@@ -71,7 +72,7 @@ def template_rows(
         view = view_of(row, rules)
         for d in generate(view, plans, stage.seed, skips, shard_labels, stage.compose_support):
             out.append(item_row(d, row["image_id"], source, stage=1, origin="template", prompt_version=version))
-    return out
+    return balance(out, stage.seed, skips)
 
 
 def solve_request(row: dict[str, Any], question: str, options: list[str], sampling, keys=None) -> Request:

@@ -48,7 +48,10 @@ def corpus():
     start = time.perf_counter()
     recipe = load_recipe()
     s1 = recipe.stages.questions_grounded
-    families = {f: spec.model_copy(update={"max_per_image": 6}) for f, spec in s1.families.items()}
+    # counting gets a larger quota: the gold balance keeps about a third of it, and sums and differences are
+    # composed from what it keeps
+    quota = {"counting": 16}
+    families = {f: spec.model_copy(update={"max_per_image": quota.get(f, 6)}) for f, spec in s1.families.items()}
     stage1 = s1.model_copy(update={"llm": s1.llm.model_copy(update={"enabled": False}), "families": families})
     s2 = recipe.stages.questions_composed
     kinds = {k: spec.model_copy(update={"max_per_image": 4}) for k, spec in s2.kinds.items()}

@@ -1,0 +1,64 @@
+"""Per-shard balance of gold kinds, so that no kind of answer predicts the gold without the image.
+
+The bias audit (`lgt.questions.audit`) found the counting families guessable blind on the demo scenes: most
+groups hold one object, so "1" was the gold of 78 % of counting questions, and "the same number of each" of
+50 % of count comparisons. Within a shard, each such family keeps at most `MAX_SHARE` of its questions per gold
+kind; the surplus is dropped at random (seeded) and counted as `skip/gold_balance`. A skipped question costs
+nothing; a guessable one teaches the guess.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from lgt.questions.families import SAME_COUNT
+
+MAX_SHARE = 0.35  # the audit's limit for a blind baseline
+
+
+def _count_kind(row: dict[str, Any]) -> str:
+    n = int(row["answer"])
+    return str(n) if n <= 3 else "4+"  # above 3 the options are a window with the gold at a random rank
+
+
+def _comparison_kind(row: dict[str, Any]) -> str:
+    if row["answer"] == SAME_COUNT:
+        return "same"
+    first = json.loads(row["spec"])["a_things"]  # {a} is named first in every phrasing
+    return "more of the first" if row["answer"] == f"more {first}" else "more of the second"
+
+
+GOLD_KINDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "counting": _count_kind,
+    "count_comparison": _comparison_kind,
+}
+
+
+def kept_per_kind(counts: dict[str, int], max_share: float = MAX_SHARE) -> int:
+    """The most questions a kind may keep: the largest cap c with c <= max_share * sum(min(n, c))."""
+    for cap in range(max(counts.values(), default=0), 0, -1):
+        if cap <= max_share * sum(min(n, cap) for n in counts.values()) + 1e-9:
+            return cap
+    return 0
+
+
+def balance(rows: list[dict[str, Any]], seed: int, skips: Counter) -> list[dict[str, Any]]:
+    """The rows with each balanced family capped per gold kind; other families untouched, order kept."""
+    drop: set[int] = set()
+    for family, kind_of in GOLD_KINDS.items():
+        by_kind: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(rows):
+            if r["family"] == family:
+                by_kind[kind_of(r)].append(i)
+        cap = kept_per_kind({k: len(v) for k, v in by_kind.items()})
+        rng = random.Random(f"{seed}:gold_balance:{family}")
+        for kind in sorted(by_kind):
+            idx = by_kind[kind]
+            if len(idx) > cap:
+                drop.update(rng.sample(idx, len(idx) - cap))
+    skips["gold_balance"] += len(drop)
+    return [r for i, r in enumerate(rows) if i not in drop]
