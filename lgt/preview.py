@@ -79,6 +79,18 @@ def funnel_markdown(funnel: dict[str, int], rejects: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def funnel_line(funnel: dict[str, int], rejects: dict[str, int], limit: int = 8, dropped: str = "dropped") -> str:
+    """The funnel and the largest reject/skip reasons, largest first, on one log line:
+    "images 73 -> template/rendered 956; dropped 5,043: skip/ambiguous_reference 5,015, skip/near_tie 28"."""
+    steps = " -> ".join(f"{k} {v:,}" for k, v in funnel.items())
+    reasons = sorted(((k, v) for k, v in rejects.items() if v), key=lambda kv: (-kv[1], kv[0]))
+    if not reasons:
+        return f"{steps}; nothing {dropped}"
+    shown = ", ".join(f"{k} {v:,}" for k, v in reasons[:limit])
+    more = f" and {len(reasons) - limit} more" if len(reasons) > limit else ""
+    return f"{steps}; {dropped} {sum(v for _, v in reasons):,}: {shown}{more}"
+
+
 def traces_markdown(rows: list[dict[str, Any]], text_field: str, label_field: str, chars: int = 1200) -> str:
     """A block per trace: its label (category, consistency, ...), the answer and the text, cut at `chars`."""
     parts = []

@@ -30,6 +30,22 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "demo.yaml"
 
 
+# COCO boxes these as bunches and piles as often as one by one (its food, books), so their counts are not checkable
+GROUP_BOXED_LABELS = (
+    "banana",
+    "apple",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "donut",
+    "cake",
+    "sandwich",
+    "pizza",
+    "book",
+)
+
+
 class RecipeError(ValueError):
     """A recipe that cannot be loaded; the message says where and why."""
 
@@ -108,6 +124,14 @@ class LLMCall(_Strict):
         return self.sampling or getattr(models, self.role).sampling
 
 
+class LLMRewrite(LLMCall):
+    """The verified rewrite of templated questions (stage 1 and stage 2)."""
+
+    max_questions: int | None = Field(
+        None, ge=0, description="questions per shard sent to the rewrite, a seeded spread over them; empty: all"
+    )
+
+
 class LLMQuestions(LLMCall):
     questions_per_image: int = Field(5, ge=1, le=20, description="how many MCQs the prompt asks for")
     max_images: int | None = Field(None, ge=0, description="images per shard sent to the LLM; empty: all")
@@ -123,11 +147,27 @@ class QuestionsGroundedStage(_Strict):
     )
     labels: list[str] = Field([], description="extra labels for existence distractors (besides those in the shard)")
     margins: Margins = Margins()
+    min_object_area: float = Field(
+        0.001,
+        ge=0,
+        lt=1,
+        description="objects covering less than this fraction of the image are never named, and block counting "
+        "their label (a 10-pixel figure is found only by elimination, and its count cannot be checked)",
+    )
+    uncountable_labels: list[str] = Field(
+        list(GROUP_BOXED_LABELS),
+        description="labels that real annotations box in groups (two boxes for sixty bananas): never counted",
+    )
     families: dict[str, FamilySpec] = Field(
         default_factory=lambda: {f: FamilySpec() for f in FAMILIES}, description="the programmatic families to run"
     )
     compose_support: bool = Field(True, description="also keep the items stage-2 chains need as parents")
     llm: LLMQuestions = LLMQuestions()
+    rewrite: LLMRewrite = Field(
+        LLMRewrite(),
+        description="LLM rewrite of the template questions, for variety beyond their phrasings (as stage 2's); "
+        "kept only where the verifier, reading it, still picks the gold",
+    )
     preview_questions: int = Field(6, ge=0, le=32)
 
     @field_validator("families")
@@ -160,7 +200,9 @@ class QuestionsComposedStage(_Strict):
         default_factory=lambda: {k: ComposeKind() for k in COMPOSITIONS},
         description="the compositions to build",
     )
-    rewrite: LLMCall = Field(LLMCall(), description="LLM rewrite for fluency; the verifier must still reach the gold")
+    rewrite: LLMRewrite = Field(
+        LLMRewrite(), description="LLM rewrite for fluency; the verifier must still reach the gold"
+    )
     preview_questions: int = Field(6, ge=0, le=32)
 
     @field_validator("kinds")
@@ -182,37 +224,56 @@ class QuestionsStage(_Strict):
 # --- traces and training data: LPT (stages B and C, SFT and DPO) and MMFR (four-phase, pass rates) ---
 # The defaults are the papers' published values; the sampling fields' descriptions cite them.
 
+# LPT's leak list (description(s), describe(s/d), mention(s/ed), misread, text, state(s/d), say(s), said, internal,
+# mental, visualize, visualization, user's, "the image described", "detailed image") with the forms a filter that
+# matches from a word's start also catches, so that the decode-time ban (exact token sequences) covers them too
 LEAK_WORDS = [
     "description",
+    "descriptions",
     "describe",
-    "described",
     "describes",
+    "described",
     "describing",
     "mention",
-    "mentioned",
     "mentions",
+    "mentioned",
+    "mentioning",
+    "misread",
     "text",
+    "texts",
+    "textual",
     "state",
-    "stated",
     "states",
+    "stated",
+    "stating",
+    "statement",
     "say",
     "says",
+    "saying",
     "said",
+    "internal",
+    "internally",
+    "mental",
+    "mentally",
     "visualize",
+    "visualizes",
+    "visualized",
+    "visualizing",
+    "visualization",
     "visualise",
+    "visualised",
+    "visualising",
+    "visualisation",
     "caption",
+    "captions",
+    "captioned",
+    "user",
+    "user's",
+    "users",
 ]
-LEAK_PHRASES = [
-    "the image described",
-    "the described image",
-    "the given description",
-    "the provided description",
-    "as described",
-    "as mentioned",
-    "the caption",
-    "object list",
-    "objects list",
-]
+LEAK_PHRASES = ["the image described", "detailed image", "object list", "objects list", "list of objects"]
+# words that start with a leak word and are no leak: LPT's plain substring test dropped every "texture"
+LEAK_EXEMPT = ["textur", "textile", "textbook"]
 
 
 class SimpleCotsStage(_Strict):
@@ -240,10 +301,20 @@ class LongCotsStage(_Strict):
         description="LPT: n 3-5, T 0.7, top-p 0.8, top-k 50, rep. penalty 1.05, about 256 new tokens",
     )
     cues: list[str] = Field(["Wait,", "Hmm,", "Alternatively,"], min_length=1)
-    banned_words: list[str] = Field(
-        LEAK_WORDS, description="banned at decode time where the backend can, and filtered after"
+    reasoner_reads: Literal["caption", "caption+objects"] = Field(
+        "caption",
+        description="what stands in for the image: the dense caption alone (LPT), or with the object list (ids, "
+        "attributes, normalised boxes)",
     )
-    leak_phrases: list[str] = Field(LEAK_PHRASES, description="filtered after decoding")
+    banned_words: list[str] = Field(
+        LEAK_WORDS,
+        description="banned at decode time where the backend can, and filtered after: case-insensitive, from a "
+        "word's start ('mention' catches 'mentioning')",
+    )
+    leak_phrases: list[str] = Field(LEAK_PHRASES, description="filtered after decoding, as banned_words")
+    leak_exempt: list[str] = Field(
+        LEAK_EXEMPT, description="words starting with one of these are no leak ('textur': texture, textured)"
+    )
     max_cots: int | None = Field(None, ge=0, description="simple CoTs per shard expanded; empty: all")
     keep_forced: bool = Field(
         True, description="keep samples whose thinking budget ran out (sampling.thinking); false: drop them, counted"
@@ -282,14 +353,32 @@ class DifficultyStage(_Strict):
     )
     max_questions: int | None = Field(None, ge=0, description="questions per shard; empty: all")
     histogram_bins: int = Field(0, ge=0, description="0: one bin per possible pass rate (k + 1 bins)")
+    blind: bool = Field(
+        True,
+        description="also one greedy attempt per question from the text alone (no image, no stand-in): the bias "
+        "audit's model baseline, a question a blind model gets right teaches guessing",
+    )
 
 
 class SftStage(_Strict):
-    """LPT's SFT construction, plus the MMFR traces that passed every filter."""
+    """LPT's SFT construction, plus the MMFR traces that passed every filter; RL's held-out questions left out."""
 
-    fraction: float = Field(0.10, gt=0, le=1, description="share of O and O->O traces kept")
-    rank_decay: float = Field(0.5, gt=0, le=1, description="within a question, weight = rank_decay ** rank by length")
-    min_per_question: int = Field(1, ge=1, description="the equal per-question quota is at least this")
+    fraction: float = Field(
+        0.10, gt=0, le=1, description="share of O and O->O traces kept, rounded down (LPT: int(n * 0.1))"
+    )
+    rank_decay: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="within a question, weight = rank_decay ** rank, longest first (O and O->O by thought length, "
+        "X->O by the thinking added)",
+    )
+    min_per_question: int = Field(
+        1,
+        ge=1,
+        description="the equal per-question quota (total // questions, for the pool and for X->O) is raised to this "
+        "as far as the exact total allows",
+    )
     seed: int = 0
     four_phase: FourPhaseSubset = Field(
         FourPhaseSubset.ALL, description="which consistent four-phase traces join, by the small solver's pass rate"
@@ -306,7 +395,30 @@ class DpoStage(_Strict):
 
 
 class RlStage(_Strict):
-    subset: PassRateSubset = Field(PassRateSubset.ALL, description="questions kept, by pass rate")
+    """GRPO/RLVR prompts: a uniform holdout of the questions (as MMFR's RL slice), kept out of SFT and DPO."""
+
+    subset: PassRateSubset = Field(PassRateSubset.ALL, description="held-out questions kept, by pass rate")
+    rl_holdout: int | float = Field(
+        0.02,
+        description="questions held out for RL, never in sft_data or dpo_pairs: a fraction in (0, 1) of each "
+        "shard's questions, rounded down, or a whole count per shard (0: none, and no RL prompts). MMFR holds out "
+        "a uniform 40K of 1.8M, about 2 %; a shard under 50 questions holds out none at 2 %, so the demo recipe "
+        "sets a count",
+    )
+    seed: int = Field(0, description="with the question ids, decides which questions are held out")
+
+    @field_validator("rl_holdout", mode="before")
+    @classmethod
+    def _holdout(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"expected a fraction in (0, 1) or a whole count of questions, got {v!r}")
+        if isinstance(v, int) and v < 0:
+            raise ValueError(f"a count of held-out questions cannot be negative, got {v}")
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ValueError(
+                f"a fraction must lie strictly between 0 and 1, got {v} (for a count, write a whole number)"
+            )
+        return v
 
 
 class ExportsStage(_Strict):

@@ -10,8 +10,9 @@ import pyarrow.compute as pc
 
 from lgt.datasets.card import CardInfo
 from lgt.datasets.exports import write_exports
-from lgt.datasets.training_sets import build_dpo, build_rl, build_sft
+from lgt.datasets.training_sets import build_dpo, build_rl, build_sft, check_rl_disjoint, held_out_questions
 from lgt.prompts import load_prompt
+from lgt.questions.audit import bias_audits
 from lgt.results import StageResult
 from lgt.traces.four_phase import JUDGE_PROMPT
 from lgt.traces.four_phase import PROMPT as FOUR_PHASE_PROMPT
@@ -39,6 +40,17 @@ def _sft_inputs(recipe) -> list[str]:
     return ["questions", *_traces(recipe)]
 
 
+def _held_out(r: StageRun) -> frozenset[str]:
+    """The shard's questions RL holds out, drawn from the same ids and settings the rl_prompts asset uses."""
+    return held_out_questions(r.inputs["questions"].column("question_id").to_pylist(), r.recipe.stages.rl_prompts)
+
+
+def _holdout_version(recipe) -> list[object]:
+    """SFT and DPO leave out RL's holdout, so changing it makes them stale too."""
+    rl = recipe.stages.rl_prompts
+    return [rl.rl_holdout, rl.seed]
+
+
 ENTRIES = (
     Stage(
         "sft_data",
@@ -52,23 +64,30 @@ ENTRIES = (
             r.inputs.get("four_phase", FOUR_PHASE.arrow.empty_table()),
             r.inputs["difficulty"],
             r.settings,
+            _held_out(r),
         ),
-        description="LPT SFT: O and O->O drawn by length rank per question, X->O matched in count by added length; "
-        "plus consistent four-phase traces. <think> … </think> <answer> … </answer>.",
+        description="LPT SFT: fraction (rounded down) of O and O->O, an equal quota per question drawn by length "
+        "rank and the remainder filled; X->O matched in count, drawn the same way by added length; plus consistent "
+        "four-phase traces. Questions held out for RL are left out. <think> … </think> <answer> … </answer>.",
         check="pandera SftSchema",
         label="by_category",
         metadata=_by_split,
+        version_extra=_holdout_version,
     ),
     Stage(
         "dpo_pairs",
         GROUP,
         ins=["questions", "simple_cots", "long_cots"],
         artifact=DPO,
-        build=lambda r: build_dpo(r.inputs["questions"], r.inputs["simple_cots"], r.inputs["long_cots"], r.settings),
-        description="LPT preference pairs by rule, deduplicated on chosen, then on rejected.",
+        build=lambda r: build_dpo(
+            r.inputs["questions"], r.inputs["simple_cots"], r.inputs["long_cots"], r.settings, _held_out(r)
+        ),
+        description="LPT preference pairs by rule (X->O > X->X within one simple CoT), deduplicated on chosen, then "
+        "on rejected. Questions held out for RL are left out.",
         check="pandera DpoSchema",
         label="by_rule",
         metadata=_by_split,
+        version_extra=_holdout_version,
     ),
     Stage(
         "rl_prompts",
@@ -76,7 +95,8 @@ ENTRIES = (
         ins=["questions", "difficulty"],
         artifact=RL,
         build=lambda r: build_rl(r.inputs["questions"], r.inputs["difficulty"], r.settings),
-        description="GRPO/RLVR prompts: question, gold letter, requested answer format, pass rate.",
+        description="GRPO/RLVR prompts of the questions held out of SFT and DPO (rl_holdout, a uniform sample "
+        "per shard): question, gold letter, requested answer format, pass rate.",
         check="pandera RlSchema",
         label="by_stage_and_family",
         metadata=_by_split,
@@ -171,6 +191,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
     )
     def exports(context: dg.AssetExecutionContext, **read: Any) -> dg.Output:
         inputs = {name: concat(value) for name, value in read.items()}
+        check_rl_disjoint(inputs["rl_prompts"], sft_data=inputs["sft_data"], dpo_pairs=inputs["dpo_pairs"])
         parts = partitions.get_partition_keys()
         lengths, forced = _thoughts(inputs)
         card = CardInfo(
@@ -185,6 +206,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
             cot_lengths=lengths,
             cot_forced=forced,
             pass_rates=inputs["difficulty"].column("pass_rate").to_pylist(),
+            bias_audit=bias_audits(inputs["questions"], inputs["difficulty"]),
         )
         out_dir = os.path.join(home, "exports", name)
         manifest = write_exports(
@@ -197,6 +219,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
             trl_images=stage.trl_images,
             stand_in_keys=stand_in_keys(recipe) or None,
             card=card,
+            max_pixels=recipe.models.vlm.max_pixels,  # the student trains on what the teacher saw
         )
         table = pa.Table.from_pylist(manifest)
         with open(os.path.join(out_dir, "README.md")) as f:

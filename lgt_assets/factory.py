@@ -21,7 +21,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from lgt.engines import Engine
 from lgt.engines.gather import Gather
-from lgt.preview import funnel_markdown
+from lgt.preview import funnel_line, funnel_markdown
 from lgt.prompts import load_prompt
 from lgt.recipe import Recipe, split_partition_key
 from lgt.results import StageResult
@@ -315,7 +315,7 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
             )
             result = stage.build(run)
             table = result.table.cast(stage.artifact.arrow)
-            context.log.info(f"{pk}: {result.funnel}; rejects {dict(+result.rejects)} in {result.seconds:.1f}s")
+            context.log.info(f"{pk}: {funnel_line(result.funnel, result.rejects)} in {result.seconds:.1f}s")
             extra = stage.metadata(result, run) if stage.metadata else {}
             return table, {**stage_metadata(result, stage.label), **extra}
 

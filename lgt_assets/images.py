@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from lgt.images.sources import read_shard
 from lgt.images.validate import Limits, build_shard
-from lgt.preview import images_markdown
+from lgt.preview import funnel_line, images_markdown
 from lgt.recipe import split_partition_key
 from lgt_assets.factory import (
     Custom,
@@ -81,10 +81,8 @@ def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
         result = build_shard(read_shard(src, shard), limits, progress)
         images, quarantine = result.images.cast(IMAGES.arrow), result.quarantine.cast(QUARANTINE.arrow)
         reasons = result.reasons()
-        log(
-            f"{pk}: {result.input_rows} rows -> {images.num_rows} images, "
-            f"{quarantine.num_rows} quarantined{' ' + str(reasons) if reasons else ''} in {result.seconds:.1f}s"
-        )
+        funnel = {"rows": result.input_rows, "images": images.num_rows}
+        log(f"{pk}: {funnel_line(funnel, reasons, dropped='quarantined')} in {result.seconds:.1f}s")
         preview = images.slice(0, stage.preview_images).to_pylist()
         images_md = {
             "dagster/row_count": images.num_rows,

@@ -54,7 +54,8 @@ class Engines:
         """
         role = getattr(self.recipe.models, role_name)
         model = self.model_path(role.model)
-        shared = json.dumps([model, role.model_dump(mode="json", exclude={"sampling"})], sort_keys=True)
+        # the image size is applied per call, not by the backend: roles differing only in it share one model
+        shared = json.dumps([model, role.model_dump(mode="json", exclude={"sampling", "max_pixels"})], sort_keys=True)
         if shared not in self._backends:
             url = None
             if role.launch and role.backend in ("vllm", "sglang"):
@@ -62,7 +63,7 @@ class Engines:
                 self._servers.append(server)
                 url = server.base_url
             self._backends[shared] = make_backend(role, model, url)
-        return Engine(self._backends[shared], CallCache(self.cache_path()), log=log)
+        return Engine(self._backends[shared], CallCache(self.cache_path()), log=log, max_pixels=role.max_pixels)
 
     def close(self) -> None:
         for b in self._backends.values():

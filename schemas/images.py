@@ -42,9 +42,12 @@ OBJECT = pa_arrow.struct(
         ("label", pa_arrow.string()),
         ("bbox_xyxy", pa_arrow.list_(pa_arrow.float64(), 4)),
         ("attributes", ATTRIBUTES),
-        ("area", pa_arrow.float64()),
+        ("area", pa_arrow.float64()),  # what the object covers in the image, in pixels (see area_from)
+        ("area_from", pa_arrow.string()),  # mask (rendered), segmentation (annotated polygon) or box
+        ("crowd", pa_arrow.bool_()),  # one region for many instances (COCO iscrowd): never counted or named
     ]
 )
+AREA_FROM = ("mask", "segmentation", "box")
 
 IMAGES_ARROW = pa_arrow.schema(
     [
@@ -95,8 +98,14 @@ def _box_problems(row: pd.Series) -> list[str]:
             out.append(f"{o['object_id']}: non-finite box")
         elif not (0 <= x1 < x2 <= row["width"] and 0 <= y1 < y2 <= row["height"]):
             out.append(f"{o['object_id']}: box {[x1, y1, x2, y2]} not inside {row['width']}x{row['height']}")
-        elif abs((x2 - x1) * (y2 - y1) - o["area"]) > 1e-6 * max(1.0, o["area"]):
+        elif (o.get("area_from") or "box") not in AREA_FROM:
+            out.append(f"{o['object_id']}: area_from {o.get('area_from')!r} is not one of {', '.join(AREA_FROM)}")
+        elif (o.get("area_from") or "box") == "box" and abs((x2 - x1) * (y2 - y1) - o["area"]) > 1e-6 * max(
+            1.0, o["area"]
+        ):
             out.append(f"{o['object_id']}: area {o['area']} != box area")
+        elif not 0 < o["area"] <= (x2 - x1) * (y2 - y1) * (1 + 1e-6):
+            out.append(f"{o['object_id']}: area {o['area']} is not within (0, box area]")
         if not o["label"]:
             out.append(f"{o['object_id']}: empty label")
         ids.add(o["object_id"])

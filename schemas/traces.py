@@ -83,6 +83,7 @@ LONG_COTS_ARROW = pa_arrow.schema(
         ("correct", _b),
         ("category", _s),  # O->O, O->X, X->O or X->X
         *_FORCED,
+        ("ban_enforced", _b),  # the leak words were banned at decode time (else only filtered after)
         ("model", _s),
         ("prompt_version", _s),
         ("call_keys", _str_list),
@@ -124,6 +125,9 @@ DIFFICULTY_ARROW = pa_arrow.schema(
         ("pass_rate_below_1", _b),  # MMFR's "not always solved" subset
         ("choices", _str_list),  # the letter each attempt picked, "" for none
         ("forced_attempts", _i32),  # attempts whose thinking budget ran out (closed by the engine)
+        # the bias audit's model baseline: the letter the small solver picked reading the question and options
+        # alone (no image, no stand-in), "" for none; null when the blind pass is off or its call failed
+        ("blind_choice", _s),
         ("model", _s),
         ("call_keys", _str_list),
     ]
@@ -251,6 +255,7 @@ class LongCotsSchema(_QuestionRef, _Forced):
     simple_correct: Series[bool]
     correct: Series[bool]
     category: Series[str] = pa.Field(isin=list(LONG_CATEGORIES))
+    ban_enforced: Series[bool]
     model: Series[str] = pa.Field(str_length={"min_value": 1})
     prompt_version: Series[str] = pa.Field(str_length={"min_value": 1})
     call_keys: Series[object]
@@ -322,6 +327,7 @@ class DifficultySchema(_QuestionRef):
     pass_rate_below_1: Series[bool]
     choices: Series[object]
     forced_attempts: Series[np.int32] = pa.Field(ge=0)
+    blind_choice: Series[str] = pa.Field(nullable=True, isin=["", "A", "B", "C", "D"])
     model: Series[str] = pa.Field(str_length={"min_value": 1})
     call_keys: Series[object]
 

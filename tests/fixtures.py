@@ -33,3 +33,26 @@ def write(path, data: bytes) -> bytes:
 
 def jsonl(path, rows) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def question_shard(images_per_shard: int):
+    """Real synthetic images of the default recipe and their real stage-1/2 questions, LLM paths off:
+    (images, questions ready to send, the attribute keys)."""
+    from lgt.images.sources import read_shard
+    from lgt.images.validate import build_shard
+    from lgt.questions.composed import build_questions_composed
+    from lgt.questions.format import build_questions
+    from lgt.questions.grounded import build_questions_grounded
+    from lgt.recipe import load_recipe
+
+    recipe = load_recipe()
+    src = recipe.source("synth").model_copy(update={"images_per_shard": images_per_shard})
+    images = build_shard(read_shard(src, 0)).images
+    s = recipe.stages
+    g1 = s.questions_grounded.model_copy(update={"llm": s.questions_grounded.llm.model_copy(update={"enabled": False})})
+    g2 = s.questions_composed.model_copy(
+        update={"rewrite": s.questions_composed.rewrite.model_copy(update={"enabled": False})}
+    )
+    grounded = build_questions_grounded(images, g1, recipe.models, "synth", None).table
+    composed = build_questions_composed(images, grounded, g2, g1, recipe.models, "synth", None).table
+    return images, build_questions(grounded, composed, s.questions).table, list(s.questions_grounded.attributes)

@@ -37,6 +37,7 @@ class CardInfo:
     cot_lengths: dict[str, list[int]] = field(default_factory=dict)  # category -> thought lengths in words
     cot_forced: dict[str, int] = field(default_factory=dict)  # category -> thoughts the thinking budget closed
     pass_rates: list[float] = field(default_factory=list)  # one per RL prompt; NaN when it has no difficulty row
+    bias_audit: dict[int, str] = field(default_factory=dict)  # synthesis stage -> markdown table (questions.audit)
 
 
 def _size_category(n: int) -> str:
@@ -236,6 +237,21 @@ SFT files are ShareGPT conversations; DPO files are ShareGPT preference data (`r
 """
 
 
+def _bias_audit(info: CardInfo) -> str:
+    if not info.bias_audit:
+        return "No questions were audited."
+    parts = [
+        "Can the gold be guessed without the image? Per family, the best of the blind baselines that read one "
+        "feature of each option (its text, where the question mentions it, its rank among the numbers, its length), "
+        "scored leaving each question out; and, where the difficulty stage ran its blind pass, the small solver "
+        "answering from the question and options alone. Chance is 25 % with four options; families with 100+ "
+        "questions over 35 % are marked."
+    ]
+    for stage, table in sorted(info.bias_audit.items()):
+        parts += ["", f"### Stage {stage}", "", table]
+    return "\n".join(parts)
+
+
 def render_card(info: CardInfo, manifest: list[dict]) -> str:
     """The README.md of an export: YAML front matter for the Hub, then counts, yields, statistics and lineage."""
     return "\n".join(
@@ -256,6 +272,10 @@ def render_card(info: CardInfo, manifest: list[dict]) -> str:
             "## Filter yields",
             "",
             _yields(info),
+            "",
+            "## Bias audit",
+            "",
+            _bias_audit(info),
             "",
             "## Chain-of-thought lengths (words)",
             "",

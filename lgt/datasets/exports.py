@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lgt.datasets.card import CardInfo, render_card
+from lgt.engines.resize import fit_pixels
 from lgt.images.stand_in import stand_in
 from schemas.vocab import SPLITS
 
@@ -68,7 +69,7 @@ def _image_ext(data: bytes) -> str:
 class _Images:
     """The `images` rows an export uses, looked up by image_id."""
 
-    def __init__(self, images: pa.Table, used_ids: set[str]):
+    def __init__(self, images: pa.Table, used_ids: set[str], max_pixels: int | None = None):
         ids = images.column("image_id")
         wanted = images.filter(pc.is_in(ids, value_set=pa.array(sorted(used_ids), pa.string())))
         self.rows = {r["image_id"]: r for r in wanted.to_pylist()}
@@ -77,11 +78,13 @@ class _Images:
             raise ValueError(f"{len(missing)} image_id(s) not in the images table, e.g. {sorted(missing)[:3]}")
         self._stand_in: dict[tuple[str, tuple[str, ...] | None], str] = {}
         self._file: dict[str, tuple[str, bytes]] = {}
+        self.max_pixels = max_pixels
 
     def file(self, image_id: str) -> tuple[str, bytes]:
-        """(file name, bytes): the original bytes, or a PNG re-encoding when the format has no known extension."""
+        """(file name, bytes): the bytes the teacher saw (scaled down to `max_pixels` as the engine does), or a PNG
+        re-encoding when the format has no known extension."""
         if image_id not in self._file:
-            data = self.rows[image_id]["image"]["bytes"]
+            data = fit_pixels(self.rows[image_id]["image"]["bytes"], self.max_pixels)
             ext = _image_ext(data)
             if not ext:
                 from PIL import Image
@@ -276,6 +279,7 @@ def write_exports(
     trl_images: bool,
     stand_in_keys: list[str] | None,
     card: CardInfo,
+    max_pixels: int | None = None,
 ) -> list[dict]:
     """Write every export format and the card under `out_dir`, replacing what was there.
 
@@ -289,7 +293,7 @@ def write_exports(
     used = set()
     for table in (sft, dpo, rl):
         used |= set(table.column("image_id").to_pylist())
-    imgs = _Images(images, used)
+    imgs = _Images(images, used, max_pixels)
 
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()

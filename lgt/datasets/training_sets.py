@@ -1,11 +1,13 @@
 """Training data: LPT's SFT set and DPO pairs, MMFR's four-phase SFT rows, and the RL prompts.
 
 Traces come in as `simple_cots` (O, X) and `long_cots` (O->O, O->X, X->O, X->X).
-SFT keeps a length-weighted, per-question-balanced sample of the correct
-traces (O and O->O), as many X->O traces (weighted by how much thinking was
-added) and, optionally, the consistent four-phase traces of a pass-rate subset.
-DPO pairs a correct trace with a wrong one by LPT's rules. RL keeps the prompts.
-Every draw is seeded by the stage seed (and the question id), so reruns agree.
+SFT keeps exactly `fraction` (rounded down) of the correct traces (O and O->O),
+an equal quota per question drawn by length rank and the remainder filled, as
+many X->O traces drawn the same way by added length and, optionally, the
+consistent four-phase traces of a pass-rate subset. DPO pairs a correct trace
+with a wrong one by LPT's rules. RL keeps the prompts of a uniform holdout of
+the questions (MMFR's RL slice), which SFT and DPO leave out. Every draw is
+seeded by the stage seed (and the question id), so reruns agree.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -90,6 +92,37 @@ def _gold(q: dict[str, Any]) -> str:
     return canonical_answer(q["gold_letter"], q["gold_text"], q["answer_format"])
 
 
+def held_out_count(n_questions: int, rl_holdout: int | float) -> int:
+    """How many of a shard's questions RL holds out: a fraction rounded down, or a whole count (at most all)."""
+    if isinstance(rl_holdout, float):
+        # the fraction as written in the recipe: 0.29 * 100 is 28.999999999999996 in floats, floor would give 28
+        return math.floor(Fraction(repr(rl_holdout)) * n_questions)
+    return min(rl_holdout, n_questions)
+
+
+def held_out_questions(question_ids: Iterable[str], stage: RlStage) -> frozenset[str]:
+    """The shard's questions held out for RL: a uniform sample, a pure function of (ids, rl_holdout, seed).
+
+    Each id is ranked by a hash of (seed, id) and the first `held_out_count` are held out, so the sft, dpo
+    and rl assets agree without reading each other, whatever order they read the questions in.
+    """
+    ids = sorted(set(question_ids))
+    ranked = sorted(ids, key=lambda q: content_id("lgt-rl-holdout", stage.seed, q))
+    return frozenset(ranked[: held_out_count(len(ids), stage.rl_holdout)])
+
+
+def check_rl_disjoint(rl: pa.Table, **others: pa.Table) -> None:
+    """Raise when an RL prompt's question also has SFT rows or DPO pairs (RL must be held out of both)."""
+    rl_ids = set(rl.column("question_id").to_pylist())
+    for name, table in others.items():
+        shared = sorted(rl_ids.intersection(table.column("question_id").to_pylist()))
+        if shared:
+            raise ValueError(
+                f"{len(shared)} question(s) are both RL prompts and in {name}, e.g. question_id {shared[0]}; "
+                "RL must use only the questions held out of SFT and DPO (stages.rl_prompts.rl_holdout and seed)"
+            )
+
+
 def _traces(qs: dict[str, Any], simple: pa.Table, long: pa.Table, rejects: Counter) -> list[Trace]:
     """Simple CoTs and expansions in one shape: id, parent cot_id, category, thought, answer, call keys."""
     out = [
@@ -149,24 +182,59 @@ def _sft_row(
     }
 
 
-def _draw_pool(pool: dict[str, list[Trace]], stage: SftStage) -> list[tuple[Trace, float]]:
-    """The equal per-question quota, drawn within each question by length rank."""
-    size = sum(map(len, pool.values()))
-    # the fraction as written in the recipe: 0.1 * 30 is 3.0000000000000004 in floats, and ceil would give 4
-    total = math.ceil(Fraction(repr(stage.fraction)) * size)
-    quota = max(stage.min_per_question, -(-total // len(pool))) if pool else 0
-    drawn = []
-    for qid in sorted(pool):
-        ranked = sorted(pool[qid], key=lambda t: (-len(t["thought"]), t["id"]))  # longest first
+def sft_total(fraction: float, n: int) -> int:
+    """LPT's int(n * 0.1): the share of n kept, rounded down, the fraction taken as written in the recipe."""
+    # 0.1 * 30 is 3.0000000000000004 and 0.29 * 100 is 28.999999999999996 in floats; Fraction(repr) is exact
+    return math.floor(Fraction(repr(fraction)) * n)
+
+
+def quota_draw(
+    groups: dict[str, list[Trace]],
+    total: int,
+    length: Callable[[Trace], int],
+    stage: SftStage,
+    tag: str,
+) -> list[tuple[Trace, float]]:
+    """Exactly min(total, traces) (trace, weight) pairs: an equal quota per question, then the remainder filled.
+
+    LPT's length_weighted_subsample_df: the quota is total // questions (raised to `min_per_question` as far
+    as the total allows), drawn within each question with weight rank_decay ** rank, the longest first; the
+    gap to the total (questions with fewer traces than the quota, the division's remainder) is drawn from the
+    traces left with the same weights. Where a raised quota does not fit, each round of it (every question's
+    first draw, then its second, ...) goes to a uniform sample of the questions, so none gets two before
+    every question had one.
+    """
+    groups = {qid: ts for qid, ts in groups.items() if ts}
+    total = min(total, sum(map(len, groups.values())))
+    if total <= 0:
+        return []
+    order: dict[str, list[tuple[Trace, float]]] = {}  # each question's traces in its draw order
+    for qid in sorted(groups):
+        ranked = sorted(groups[qid], key=lambda t: (-length(t), t["id"]))  # longest first, ties by id
         # floored so a very deep rank cannot underflow to a weight of 0
         weights = [max(stage.rank_decay**r, sys.float_info.min) for r in range(len(ranked))]
-        rng = random.Random(f"lgt-sft:{stage.seed}:{qid}")
-        drawn += weighted_sample(zip(ranked, weights), weights, min(quota, len(ranked)), rng)
+        order[qid] = weighted_sample(zip(ranked, weights), weights, len(ranked), random.Random(f"{tag}:{qid}"))
+    quota = max(stage.min_per_question, total // len(order))
+    drawn: list[tuple[Trace, float]] = []
+    for rnd in range(quota):
+        this_round = [order[qid][rnd] for qid in order if rnd < len(order[qid])]
+        if len(this_round) > total - len(drawn):  # a raised quota that does not fit
+            this_round = random.Random(f"{tag}:round:{rnd}").sample(this_round, total - len(drawn))
+        drawn += this_round
+        if len(drawn) == total:
+            return drawn
+    left = [pair for qid in order for pair in order[qid][quota:]]
+    drawn += weighted_sample(left, [w for _, w in left], total - len(drawn), random.Random(f"{tag}:fill"))
     return drawn
 
 
 def _four_phase(
-    qs: dict[str, Any], four_phase: pa.Table, difficulty: pa.Table, subset: str, rejects: Counter
+    qs: dict[str, Any],
+    four_phase: pa.Table,
+    difficulty: pa.Table,
+    subset: str,
+    rejects: Counter,
+    held_out: Collection[str],
 ) -> tuple[int, list[dict[str, Any]]]:
     """Consistent four-phase traces, then those of the pass-rate subset: (consistent count, kept rows)."""
     rows = sorted(
@@ -182,6 +250,8 @@ def _four_phase(
     for r in consistent:
         if r["question_id"] not in qs:
             rejects["no_question"] += 1
+        elif r["question_id"] in held_out:
+            rejects["rl_holdout"] += 1  # its question is an RL prompt
         elif subset != FourPhaseSubset.ALL and r["question_id"] not in rates:
             rejects["four_phase_no_difficulty"] += 1  # its pass rate is unknown, so its subset is too
         elif subset != FourPhaseSubset.ALL and not _in_subset(rates[r["question_id"]], subset):
@@ -192,38 +262,46 @@ def _four_phase(
 
 
 def build_sft(
-    questions: pa.Table, simple: pa.Table, long: pa.Table, four_phase: pa.Table, difficulty: pa.Table, stage: SftStage
+    questions: pa.Table,
+    simple: pa.Table,
+    long: pa.Table,
+    four_phase: pa.Table,
+    difficulty: pa.Table,
+    stage: SftStage,
+    held_out: Collection[str] = frozenset(),
 ) -> StageResult:
-    """LPT's SFT set (O ∪ O->O by length rank and quota, X->O to match) plus MMFR's four-phase traces."""
+    """LPT's SFT set (O ∪ O->O by length rank and quota, X->O to match) plus MMFR's four-phase traces.
+
+    `held_out`: question ids kept for RL (`held_out_questions`); none of their traces is trained on.
+    """
     start = time.perf_counter()
     rejects: Counter = Counter()
     qs = _questions(questions)
     pool: dict[str, list[Trace]] = defaultdict(list)
-    x_to_o: list[Trace] = []
+    x_to_o: dict[str, list[Trace]] = defaultdict(list)
     for t in _traces(qs, simple, long, rejects):
         if t["category"] not in (Category.O, Category.O_O, Category.X_O):
             continue
-        if not t["thought"].strip():
+        if t["question_id"] in held_out:
+            rejects["rl_holdout"] += 1  # its question is an RL prompt
+        elif not t["thought"].strip():
             rejects["empty_thought"] += 1  # nothing to learn from, and the sft schema needs a thought
         elif t["category"] == Category.X_O:
-            x_to_o.append(t)
+            x_to_o[t["question_id"]].append(t)
         else:
             pool[t["question_id"]].append(t)
 
-    drawn = _draw_pool(pool, stage)
-    x_to_o.sort(key=lambda t: t["id"])  # input order must not change the draw
-    xo_drawn = weighted_sample(
-        x_to_o,
-        [t["added_chars"] for t in x_to_o],
-        min(len(drawn), len(x_to_o)),
-        random.Random(f"lgt-sft-x->o:{stage.seed}"),
+    n_pool, n_xo = sum(map(len, pool.values())), sum(map(len, x_to_o.values()))
+    drawn = quota_draw(
+        pool, sft_total(stage.fraction, n_pool), lambda t: len(t["thought"]), stage, f"lgt-sft:{stage.seed}"
     )
-    n_consistent, fp = _four_phase(qs, four_phase, difficulty, stage.four_phase, rejects)
+    # LPT: as many X->O as pool traces (or all there are), ranked within a question by the thinking added
+    xo_drawn = quota_draw(x_to_o, len(drawn), lambda t: t["added_chars"], stage, f"lgt-sft-x->o:{stage.seed}")
+    n_consistent, fp = _four_phase(qs, four_phase, difficulty, stage.four_phase, rejects, held_out)
 
-    rows = [_sft_row(qs[t["question_id"]], t["category"], t["id"], t["thought"], w, t["call_keys"]) for t, w in drawn]
-    rows += [
-        _sft_row(qs[t["question_id"]], Category.X_O.value, t["id"], t["thought"], t["added_chars"], t["call_keys"])
-        for t in xo_drawn
+    rows = [
+        _sft_row(qs[t["question_id"]], t["category"], t["id"], t["thought"], w, t["call_keys"])
+        for t, w in drawn + xo_drawn
     ]
     rows += [
         _sft_row(qs[r["question_id"]], Category.FOUR_PHASE.value, r["id"], r["thought"], 1.0, r["call_keys"])
@@ -231,9 +309,9 @@ def build_sft(
     ]
     table = pa.Table.from_pylist(rows, schema=SFT_ARROW)
     funnel = {
-        "pool": sum(map(len, pool.values())),
+        "pool": n_pool,
         "pool_drawn": len(drawn),
-        "x_to_o": len(x_to_o),
+        "x_to_o": n_xo,
         "x_to_o_drawn": len(xo_drawn),
         "four_phase_consistent": n_consistent,
         "four_phase": len(fp),
@@ -247,7 +325,10 @@ def build_sft(
 # rule -> the (chosen, rejected) pairs of one question, given its traces by category
 _RULES: dict[DpoRule, Callable[[dict[str, list[Trace]]], list[tuple[Trace, Trace]]]] = {
     DpoRule.O_OVER_O_X: lambda g: [(o, e) for e in g[Category.O_X] for o in g[Category.O] if o["id"] == e["cot_id"]],
-    DpoRule.X_O_OVER_X_X: lambda g: [(c, r) for c in g[Category.X_O] for r in g[Category.X_X]],
+    # both expansions of the same simple CoT, so chosen and rejected share the wrong prefix (LPT groups by it)
+    DpoRule.X_O_OVER_X_X: lambda g: [
+        (c, r) for c in g[Category.X_O] for r in g[Category.X_X] if c["cot_id"] == r["cot_id"]
+    ],
     DpoRule.X_O_OVER_X: lambda g: [(c, x) for c in g[Category.X_O] for x in g[Category.X] if x["id"] == c["cot_id"]],
     # empty unless the question has both
     DpoRule.O_OVER_X: lambda g: [(o, x) for o in g[Category.O] for x in g[Category.X]],
@@ -272,14 +353,22 @@ def _pair_row(rule: str, q: dict[str, Any], chosen: Trace, rejected: Trace) -> d
 
 
 def dpo_candidates(
-    questions: pa.Table, simple: pa.Table, long: pa.Table, rules: Sequence[str], rejects: Counter | None = None
+    questions: pa.Table,
+    simple: pa.Table,
+    long: pa.Table,
+    rules: Sequence[str],
+    rejects: Counter | None = None,
+    held_out: Collection[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Every pair the rules make, before dedup: rules in the given order, each sorted by (chosen id, rejected id)."""
     rejects = Counter() if rejects is None else rejects
     qs = _questions(questions)
     groups: dict[str, dict[str, list[Trace]]] = defaultdict(lambda: defaultdict(list))
     for t in _traces(qs, simple, long, rejects):
-        groups[t["question_id"]][t["category"]].append(t)
+        if t["question_id"] in held_out:
+            rejects["rl_holdout"] += 1  # its question is an RL prompt
+        else:
+            groups[t["question_id"]][t["category"]].append(t)
     out = []
     for rule in rules:
         pairs = [(qid, c, r) for qid, g in groups.items() for c, r in _RULES[rule](g)]
@@ -302,11 +391,16 @@ def _dedupe(pairs: list[dict[str, Any]], column: str, rejects: Counter) -> list[
     return out
 
 
-def build_dpo(questions: pa.Table, simple: pa.Table, long: pa.Table, stage: DpoStage) -> StageResult:
-    """LPT's preference pairs; each chosen and each rejected text is used once per question, earlier rules first."""
+def build_dpo(
+    questions: pa.Table, simple: pa.Table, long: pa.Table, stage: DpoStage, held_out: Collection[str] = frozenset()
+) -> StageResult:
+    """LPT's preference pairs; each chosen and each rejected text is used once per question, earlier rules first.
+
+    `held_out`: question ids kept for RL (`held_out_questions`); none of their traces is paired.
+    """
     start = time.perf_counter()
     rejects: Counter = Counter()
-    candidates = dpo_candidates(questions, simple, long, stage.rules, rejects)
+    candidates = dpo_candidates(questions, simple, long, stage.rules, rejects, held_out)
     distinct = [p for p in candidates if p["chosen"] != p["rejected"]]
     if len(distinct) < len(candidates):
         rejects["same_text"] += len(candidates) - len(distinct)  # nothing to prefer
@@ -326,12 +420,20 @@ def build_dpo(questions: pa.Table, simple: pa.Table, long: pa.Table, stage: DpoS
 
 
 def build_rl(questions: pa.Table, difficulty: pa.Table, stage: RlStage) -> StageResult:
-    """One prompt per question with its pass rate (NaN when unknown), kept by `stage.subset`."""
+    """One prompt per held-out question with its pass rate (NaN when unknown), kept by `stage.subset`.
+
+    Only the questions `held_out_questions` draws become prompts (the rest train SFT and DPO), as MMFR
+    holds out a uniform slice for RL.
+    """
     start = time.perf_counter()
     rejects: Counter = Counter()
     rates = _pass_rates(difficulty)
+    held_out = held_out_questions(questions.column("question_id").to_pylist(), stage)
     rows = []
     for q in questions.to_pylist():
+        if q["question_id"] not in held_out:
+            rejects["not_held_out"] += 1  # it trains SFT and DPO instead
+            continue
         rate = rates.get(q["question_id"])
         if stage.subset != PassRateSubset.ALL and rate is None:
             rejects["no_pass_rate"] += 1  # cannot tell whether it belongs to the subset
@@ -354,8 +456,13 @@ def build_rl(questions: pa.Table, difficulty: pa.Table, stage: RlStage) -> Stage
             }
         )
     table = pa.Table.from_pylist(rows, schema=RL_ARROW)
-    with_rate = sum(q in rates for q in questions["question_id"].to_pylist())
-    funnel = {"questions": questions.num_rows, "with_pass_rate": with_rate, "rows": len(rows)}
+    with_rate = sum(q in rates for q in held_out)
+    funnel = {
+        "questions": questions.num_rows,
+        "held_out": len(held_out),
+        "with_pass_rate": with_rate,
+        "rows": len(rows),
+    }
     return StageResult(
         table, funnel, rejects, Counter(f"{r['stage']}/{r['family']}" for r in rows), time.perf_counter() - start
     )

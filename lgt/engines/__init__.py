@@ -50,7 +50,7 @@ def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> 
             prefill_mode="continue_final_message" if launched else role.prefill_mode,
             tokenizer=role.tokenizer,
             vision=bool(role.vision),
-            bad_words=launched and role.backend == "vllm",
+            bad_words=role.http_bad_words(launched),
         )
     if role.backend == "vllm":
         from lgt.engines.offline import VLLMBackend

@@ -82,6 +82,19 @@ class ModelRole(_Strict):
         None,
         description="vllm: the interpreter that has vLLM; default $LGT_VLLM_PYTHON, this one, else .venv-vllm/",
     )
+    bad_words: bool | None = Field(
+        None,
+        description="HTTP: whether the server bans words at decode time through vLLM's `bad_words` sampling "
+        "parameter (vLLM serve does; SGLang has no word ban); empty: true for a launched vLLM server, false for "
+        "`backend: openai` (strict servers reject unknown fields). Transformers and offline vLLM always ban",
+    )
+    max_pixels: int | None = Field(
+        262_144,
+        ge=1,
+        description="images a vision model sees are scaled down to at most this many pixels, aspect kept (LPT: "
+        "512x512 = 262,144); the exports ship the vlm role's size, so the student trains on what the teacher saw; "
+        "empty: full size",
+    )
     sampling: Sampling = Sampling()
 
     @model_validator(mode="after")
@@ -89,3 +102,17 @@ class ModelRole(_Strict):
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url")
         return self
+
+    @model_validator(mode="after")
+    def _bad_words_where_a_server_takes_them(self) -> ModelRole:
+        if self.bad_words and self.backend == "sglang":  # its sampling params: logit_bias on single tokens, no words
+            raise ValueError("bad_words: SGLang has no decode-time word ban; leave it empty or false")
+        if self.bad_words is not None and (
+            self.backend == "transformers" or (self.backend == "vllm" and not self.launch)
+        ):
+            raise ValueError(f"bad_words applies to HTTP servers; backend {self.backend!r} here bans words itself")
+        return self
+
+    def http_bad_words(self, launched: bool) -> bool:
+        """Whether this role's HTTP backend sends `bad_words`: as set, else only to a vLLM server it launched."""
+        return self.bad_words if self.bad_words is not None else launched and self.backend == "vllm"

@@ -18,14 +18,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from lgt.engines.cache import CallCache, call_key
+from lgt.engines.resize import fit_pixels
 from lgt.engines.thinking import Chain
-from lgt.engines.types import Call, Request, Result, Sample
+from lgt.engines.types import Call, ImageInput, Request, Result, Sample
 
 
 class Backend(Protocol):
     model_id: str
     revision: str | None
     vision: bool
+    bans_words: bool  # banned_words are enforced at decode time; else the engine drops them from the request
 
     def run(self, calls: list[Call], on_result: Callable[[Call, Sample], None]) -> None:
         """Generate every call, reporting each sample (or its error) once, in any order."""
@@ -72,12 +74,15 @@ class NoVision(ValueError):
     pass
 
 
-def ground(request: Request, vision: bool) -> tuple[Request, str]:
-    """The request as the model will see it: images kept, or replaced by their text stand-ins."""
+def ground(request: Request, vision: bool, max_pixels: int | None = None) -> tuple[Request, str]:
+    """The request as the model will see it: images kept (scaled down to `max_pixels`), or replaced by their
+    text stand-ins."""
     if not request.messages or not request.images():
         return request, "text"
     if vision:
-        return request, "image"
+        if max_pixels is None:
+            return request, "image"
+        return replace(request, messages=[_fitted(m, max_pixels) for m in request.messages]), "image"
     messages = []
     for m in request.messages:
         content = m.get("content")
@@ -93,6 +98,19 @@ def ground(request: Request, vision: bool) -> tuple[Request, str]:
             content = "\n\n".join(texts)
         messages.append({**m, "content": content})
     return replace(request, messages=messages), "caption"
+
+
+def _fitted(message: dict[str, Any], max_pixels: int) -> dict[str, Any]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    parts = []
+    for part in content:
+        if part.get("type") == "image":
+            img = part["image"]
+            part = {**part, "image": ImageInput(fit_pixels(img.data, max_pixels), img.stand_in)}
+        parts.append(part)
+    return {**message, "content": parts}
 
 
 def _key_payload(req: Request, sample_index: int) -> dict[str, Any]:
@@ -172,8 +190,11 @@ class Engine:
         log: Callable[[str], None] | None = None,
         log_every_s: float = 10.0,
         progress_bar: bool | None = None,
+        max_pixels: int | None = None,
     ):
+        """max_pixels: images a vision model sees are scaled down to this many pixels (the role's setting)."""
         self.backend, self.cache, self.log, self.log_every_s = backend, cache, log, log_every_s
+        self.max_pixels = max_pixels
         self.progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
         self.stats = EngineStats()
 
@@ -186,7 +207,10 @@ class Engine:
         return Call(i, j, request, key, request.sampling.seed + j)
 
     def _jobs(self, i: int, r: Request) -> tuple[list[_Job], str]:
-        grounded, how = ground(r, self.backend.vision)
+        grounded, how = ground(r, self.backend.vision, self.max_pixels)
+        if grounded.sampling.banned_words and not self.backend.bans_words:
+            # keyed as sent: a sample made without the ban never answers for one made with it, nor the reverse
+            grounded = replace(grounded, sampling=grounded.sampling.model_copy(update={"banned_words": []}))
         if grounded.sampling.thinking is None:
             return [_Job(self._call(i, j, grounded)) for j in range(r.sampling.n)], how
         jobs = []
@@ -230,7 +254,8 @@ class Engine:
                 failed = Sample("", None, error="no_vision", error_detail=str(e))
                 results.append(Result([failed] * r.sampling.n, "none"))
                 continue
-            results.append(Result([None] * r.sampling.n, how))  # type: ignore[list-item]
+            banned = bool(r.sampling.banned_words) and self.backend.bans_words
+            results.append(Result([None] * r.sampling.n, how, banned))  # type: ignore[list-item]
             jobs.extend(rj)
         return results, jobs
 

@@ -61,6 +61,8 @@ class VLLMBackend:
     worker runs under the interpreter `vllm_python` finds, so vLLM's CPU build can live in its own environment.
     """
 
+    bans_words = True  # SamplingParams.bad_words
+
     def __init__(
         self,
         model: str,
@@ -186,6 +188,8 @@ def has_cuda() -> bool:
 
 
 class SGLangBackend:
+    bans_words = False  # SGLang's sampling params have no word ban (logit_bias works on single token ids only)
+
     def __init__(self, model: str, revision: str | None = None, vision: bool | None = None, **engine_args):
         _require("sglang", "sglang")
         import sglang

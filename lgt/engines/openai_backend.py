@@ -50,7 +50,7 @@ class OpenAIBackend:
         bad_words: bool = False,
     ):
         """bad_words: the server takes vLLM's `bad_words` (banned_words are sent only then: strict servers
-        reject unknown fields)."""
+        reject unknown fields, and SGLang has no word ban); `bans_words` tells the engine."""
         if api_key_env:
             if not os.environ.get(api_key_env):
                 raise ValueError(f"the API key variable {api_key_env} is not set")
@@ -62,6 +62,10 @@ class OpenAIBackend:
         self.prefill_mode, self.vision, self.bad_words = prefill_mode, vision, bad_words
         self._tokenizer_name = tokenizer or model
         self._tokenizer = None
+
+    @property
+    def bans_words(self) -> bool:
+        return self.bad_words
 
     def __repr__(self) -> str:  # no key in logs
         return f"OpenAIBackend({self.base_url!r}, {self.model_id!r})"
@@ -90,7 +94,7 @@ class OpenAIBackend:
             extra["top_k"] = s.top_k
         if s.repetition_penalty != 1.0:
             extra["repetition_penalty"] = s.repetition_penalty
-        if s.banned_words and self.bad_words:  # vLLM's decode-time ban
+        if s.banned_words and self.bad_words:  # vLLM's decode-time ban (vLLM adds the forms after a space)
             extra["bad_words"] = [f for w in s.banned_words for f in word_forms(w)]
         if extra:
             params["extra_body"] = extra

@@ -221,6 +221,8 @@ def load_processor(model: str, revision: str | None):
 
 
 class TransformersBackend:
+    bans_words = True  # bad_words_ids
+
     def __init__(
         self,
         model: str,

@@ -81,6 +81,7 @@ class Sample:
 class Result:
     samples: list[Sample]
     grounding: str  # "image": the model saw the image; "caption": its text stand-in; "text": no image involved
+    ban_enforced: bool = False  # the request's banned_words were banned at decode time (none: False)
 
     @property
     def texts(self) -> list[str]:

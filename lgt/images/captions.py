@@ -12,6 +12,7 @@ import random
 from collections import Counter
 
 from lgt.images.scenes import NUMBER_WORDS, Scene, SceneObject
+from lgt.language import plural_for, with_article
 
 TEXTURE_WORDS = {
     "plain": ("solid", "plain"),
@@ -69,12 +70,6 @@ def number(n: int) -> str:
     return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
 
 
-def plural(shape: str, n: int) -> str:
-    if n == 1:
-        return shape
-    return shape + ("es" if shape.endswith(("s", "x", "sh", "ch")) else "s")
-
-
 def region(o: SceneObject, width: int, height: int) -> tuple[str, str]:
     cx, cy = o.center
     row = "top" if cy < height / 3 else "bottom" if cy >= 2 * height / 3 else "middle"
@@ -117,10 +112,6 @@ def referring_name(o: SceneObject, objects: list[SceneObject]) -> str | None:
     return None
 
 
-def _article(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
 def describe(o: SceneObject, rng: random.Random) -> str:
     tex = rng.choice(TEXTURE_WORDS[o.texture])
     style = rng.randrange(3)
@@ -132,7 +123,7 @@ def describe(o: SceneObject, rng: random.Random) -> str:
         phrase = f"{o.size} {o.color} {o.shape} with a {tex} pattern"
     else:
         phrase = f"{tex} {o.color} {o.shape} of {o.size} size"
-    return _article(phrase)
+    return with_article(phrase)
 
 
 def _cap(s: str) -> str:
@@ -149,7 +140,7 @@ def caption(scene: Scene, rng: random.Random) -> str:
     if rng.random() < 0.75:
         counts = Counter(o.shape for o in objs)
         parts = [
-            f"{number(c) if c > 1 else 'one'} {plural(s, c)}"
+            f"{number(c) if c > 1 else 'one'} {plural_for(s, c)}"
             for s, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         ]
         listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -1,4 +1,4 @@
-"""The text a model without vision reads instead of an image: the caption and the object list.
+"""The text a model without vision reads instead of an image: the caption and the object list, or the caption alone.
 
 Boxes are given as fractions of the width and height (x1, y1, x2, y2), so the
 text does not depend on the image's resolution.
@@ -40,9 +40,9 @@ def object_lines(row: dict[str, Any], keys: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def stand_in(row: dict[str, Any], keys: Sequence[str] | None = None) -> str:
-    """What a text-only model is told about the image."""
-    return (
-        f"Image description: {row['caption']}\n"
-        f"Objects (boxes as fractions of width and height, x1, y1, x2, y2):\n{object_lines(row, keys)}"
-    )
+def stand_in(row: dict[str, Any], keys: Sequence[str] | None = None, objects: bool = True) -> str:
+    """What a text-only model is told about the image: the caption, and unless `objects` is false the object list."""
+    caption = f"Image description: {row['caption']}"
+    if not objects:
+        return caption
+    return f"{caption}\nObjects (boxes as fractions of width and height, x1, y1, x2, y2):\n{object_lines(row, keys)}"

@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -31,6 +32,8 @@ import pyarrow as pa
 from PIL import Image
 
 from schemas.images import IMAGES_ARROW, QUARANTINE_ARROW, QUARANTINE_REASONS
+
+_BUFFER_REPR = re.compile(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
 
 class Quarantine(Exception):
@@ -47,6 +50,9 @@ class RawObject:
     bbox_format: str = "xyxy"  # or "xywh"
     attributes: dict[str, str] = field(default_factory=dict)
     object_id: str | None = None
+    area: Any = None  # pixels the object covers (mask or segmentation); None: the box's area
+    area_from: str = "box"  # where `area` comes from: "mask", "segmentation" or "box"
+    crowd: bool = False  # one region for many instances (COCO iscrowd)
 
 
 @dataclass
@@ -97,8 +103,8 @@ def decode_text(value: Any, field_name: str) -> str | None:
     return value
 
 
-def open_image(data: bytes | None, limits: Limits) -> tuple[int, int, str]:
-    """Width, height and format of fully decodable image bytes, or a Quarantine."""
+def open_image(data: bytes | None, limits: Limits, name: str = "image bytes") -> tuple[int, int, str]:
+    """Width, height and format of fully decodable image bytes, or a Quarantine whose detail names `name`."""
     if not data:
         raise Quarantine("image_unreadable", "image", "no image bytes")
     with warnings.catch_warnings():
@@ -107,9 +113,9 @@ def open_image(data: bytes | None, limits: Limits) -> tuple[int, int, str]:
             img = Image.open(io.BytesIO(data))
             w, h = img.size
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise Quarantine("image_too_large", "image", str(e)) from None
+            raise Quarantine("image_too_large", "image", f"{name}: {e}") from None
         except Exception as e:  # PIL raises many kinds for bad headers
-            raise Quarantine("image_unreadable", "image", f"{type(e).__name__}: {e}") from None
+            raise Quarantine("image_unreadable", "image", pil_error(e, name)) from None
         if w <= 0 or h <= 0:
             raise Quarantine("image_zero_size", "image", f"{w}x{h}")
         if w * h > limits.max_pixels:
@@ -117,8 +123,18 @@ def open_image(data: bytes | None, limits: Limits) -> tuple[int, int, str]:
         try:
             img.load()  # decode fully: truncated and corrupt files fail here
         except Exception as e:
-            raise Quarantine("image_unreadable", "image", f"{type(e).__name__}: {e}") from None
+            raise Quarantine("image_unreadable", "image", pil_error(e, name)) from None
         return w, h, img.format or ""
+
+
+def pil_error(e: Exception, name: str) -> str:
+    """A PIL failure naming the image: PIL names the in-memory buffer ("<_io.BytesIO object at 0x…>") instead."""
+    return f"{name}: {type(e).__name__}: {_BUFFER_REPR.sub('', str(e))}"
+
+
+def image_name(rec: RawRecord) -> str:
+    """How a detail names a record's image: its path, else the source file and row."""
+    return rec.image_path or f"{rec.file} row {rec.row}"
 
 
 def clean_box(raw: Any, fmt: str, w: int, h: int, tol: float, where: str) -> list[float]:
@@ -152,7 +168,7 @@ def _row(rec: RawRecord, limits: Limits) -> dict[str, Any]:
     split = decode_text(rec.split, "split")  # DOCCI and parquet take it from the row; Arrow cannot store surrogates
     if rec.require_caption and not (caption and caption.strip()):
         raise Quarantine("caption_missing", "caption", "the source requires a caption")
-    w, h, fmt = open_image(rec.image_bytes, limits)
+    w, h, fmt = open_image(rec.image_bytes, limits, image_name(rec))
     if rec.declared_size and tuple(rec.declared_size) != (w, h):
         dw, dh = rec.declared_size
         raise Quarantine("image_size_mismatch", "image", f"annotation says {dw}x{dh}, file is {w}x{h}")
@@ -168,13 +184,16 @@ def _row(rec: RawRecord, limits: Limits) -> dict[str, Any]:
             decode_text(str(k), f"{where}.attributes"): decode_text(str(v), f"{where}.attributes.{k}")
             for k, v in (o.attributes or {}).items()
         }
+        area, area_from = object_area(o, box, f"{where}.area")
         objects.append(
             {
                 "object_id": oid,
                 "label": label.strip(),
                 "bbox_xyxy": box,
                 "attributes": [{"key": k, "value": v} for k, v in sorted(attrs.items())],
-                "area": (box[2] - box[0]) * (box[3] - box[1]),
+                "area": area,
+                "area_from": area_from,
+                "crowd": bool(o.crowd),
             }
         )
     if len({o["object_id"] for o in objects}) != len(objects):
@@ -192,6 +211,21 @@ def _row(rec: RawRecord, limits: Limits) -> dict[str, Any]:
         "objects": objects,
         "metadata": json.dumps(meta, sort_keys=True, default=str),
     }
+
+
+def object_area(o: RawObject, box: list[float], field: str) -> tuple[float, str]:
+    """(area, where it came from): the source's mask or segmentation area, else the box's.
+
+    A segmentation area above the (clipped) box's is capped at the box: the box bounds the object.
+    """
+    box_area = (box[2] - box[0]) * (box[3] - box[1])
+    if o.area is None or o.area_from == "box":
+        return box_area, "box"
+    if isinstance(o.area, bool) or not isinstance(o.area, int | float) or not math.isfinite(o.area) or o.area < 0:
+        raise Quarantine("record_malformed", field, f"area {o.area!r} is not a number >= 0")
+    if o.area == 0:  # an empty segmentation says nothing of the object's size: its box does
+        return box_area, "box"
+    return min(float(o.area), box_area), o.area_from
 
 
 def storable(text: str | None) -> str | None:

@@ -21,6 +21,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 BLIND_LIMIT = 0.35  # the goal for families with at least MIN_QUESTIONS questions
 MIN_QUESTIONS = 100
@@ -93,8 +94,17 @@ def _blind_accuracy(items: list[tuple[list[str], int]]) -> float:
     return hits / len(items) if items else 0.0
 
 
+def _options(r: dict) -> list[str]:
+    """The options with the gold first: from a stage's item row (answer, distractors) or a formatted question
+    row (options, gold_text)."""
+    if "answer" in r:
+        return [r["answer"], *r["distractors"]]
+    return [r["gold_text"], *[o for o in r["options"] if o != r["gold_text"]]]
+
+
 def audit(rows: Sequence[dict]) -> list[FamilyAudit]:
-    """One audit per family, from question rows with `family`, `question`, `answer` and `distractors`.
+    """One audit per family, from question rows with `family`, `question`, and `answer` and `distractors` (or
+    `options` and `gold_text`).
 
     The gold is the option equal to `answer`; options are [answer, *distractors] (order does not matter: no
     feature reads positions).
@@ -107,14 +117,14 @@ def audit(rows: Sequence[dict]) -> list[FamilyAudit]:
         per_feature: dict[str, list[tuple[list[str], int]]] = defaultdict(list)
         missing: Counter = Counter()  # summed 1/k over the questions a feature does not apply to
         for r in rs:
-            options = [r["answer"], *r["distractors"]]
+            options = _options(r)
             feats = _features(r["question"], options)
             for name in ("number_rank",):
                 if name not in feats:
                     missing[name] += 1 / len(options)
             for name, values in feats.items():
                 per_feature[name].append((values, 0))
-        fa = FamilyAudit(family, len(rs), Counter(_norm(r["answer"]) for r in rs).most_common(5))
+        fa = FamilyAudit(family, len(rs), Counter(_norm(_options(r)[0]) for r in rs).most_common(5))
         # a feature that exists for only some questions (number_rank) guesses at chance on the others
         fa.blind = {
             name: round((_blind_accuracy(items) * len(items) + missing[name]) / len(rs), 4)
@@ -124,15 +134,47 @@ def audit(rows: Sequence[dict]) -> list[FamilyAudit]:
     return out
 
 
-def audit_table(audits: Sequence[FamilyAudit]) -> str:
-    """Markdown: one row per family, the best blind baseline, and the most frequent gold values."""
-    lines = [
-        "| family | questions | best blind baseline | accuracy | most frequent golds |",
-        "|---|---:|---|---:|---|",
-    ]
+def audit_table(audits: Sequence[FamilyAudit], solver: dict[str, tuple[int, int]] | None = None) -> str:
+    """Markdown: one row per family, the best blind baseline, and the most frequent gold values; with `solver`
+    (family -> (right, attempts) of the small solver reading the text alone), its accuracy too."""
+    head = "| family | questions | best blind baseline | accuracy |"
+    rule = "|---|---:|---|---:|"
+    if solver is not None:
+        head, rule = head + " small solver, text only |", rule + "---:|"
+    lines = [head + " most frequent golds |", rule + "---|"]
     for a in audits:
         name, acc = a.best
         flag = " **over 35 %**" if a.over_limit else ""
         golds = ", ".join(f"{v} ({n})" for v, n in a.gold_values[:3])
-        lines.append(f"| {a.family} | {a.questions} | {name} | {acc:.1%}{flag} | {golds} |")
+        row = f"| {a.family} | {a.questions} | {name} | {acc:.1%}{flag} |"
+        if solver is not None:
+            right, n = solver.get(a.family, (0, 0))
+            over = " **over 35 %**" if n >= MIN_QUESTIONS and right / n > BLIND_LIMIT else ""
+            row += f" {right / n:.1%} of {n}{over} |" if n else " – |"
+        lines.append(f"{row} {golds} |")
     return "\n".join(lines)
+
+
+def solver_accuracy(questions: Sequence[dict], difficulty: Sequence[dict]) -> dict[str, tuple[int, int]]:
+    """family -> (right, attempts) of the difficulty stage's blind pass (`blind_choice`) over these questions."""
+    gold = {q["question_id"]: q["gold_letter"] for q in questions}
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for d in difficulty:
+        if d.get("blind_choice") is not None and d["question_id"] in gold:
+            out[d["family"]][0] += d["blind_choice"] == gold[d["question_id"]]
+            out[d["family"]][1] += 1
+    return {f: (r, n) for f, (r, n) in out.items()}
+
+
+def bias_audits(questions: Any, difficulty: Any = None) -> dict[int, str]:
+    """Synthesis stage -> the audit table of its questions (pyarrow tables: `questions`, and `difficulty` for the
+    small solver's text-only pass where it ran)."""
+    by_stage: dict[int, list[dict]] = defaultdict(list)
+    for r in questions.to_pylist():
+        by_stage[r["stage"]].append(r)
+    rated = difficulty.to_pylist() if difficulty is not None and "blind_choice" in difficulty.column_names else []
+    out = {}
+    for stage, rs in sorted(by_stage.items()):
+        solver = solver_accuracy(rs, rated) if any(d.get("blind_choice") is not None for d in rated) else None
+        out[stage] = audit_table(audit(rs), solver)
+    return out

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from lgt.questions.families import SAME_COUNT
+from lgt.questions.families import NONE_OF_EITHER, SAME_COUNT
 
 MAX_SHARE = 0.35  # the audit's limit for a blind baseline
 
@@ -26,8 +26,8 @@ def _count_kind(row: dict[str, Any]) -> str:
 
 
 def _comparison_kind(row: dict[str, Any]) -> str:
-    if row["answer"] == SAME_COUNT:
-        return "same"
+    if row["answer"] in (SAME_COUNT, NONE_OF_EITHER):
+        return "same" if row["answer"] == SAME_COUNT else "none"
     first = json.loads(row["spec"])["a_things"]  # {a} is named first in every phrasing
     return "more of the first" if row["answer"] == f"more {first}" else "more of the second"
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from lgt.language import plural
 from lgt.questions.families import (
     CLOSEST_WORDS,
     EXTREME_KEYS,
@@ -202,7 +203,7 @@ def _attribute_pair(view: View, a: dict, b: dict, rng: random.Random) -> Draft:
         "combine",
         rng.choice(
             (
-                f"What are the {noun}s of the {sa['object']} and the {sb['object']}, in that order?",
+                f"What are the {plural(noun)} of the {sa['object']} and the {sb['object']}, in that order?",
                 f"Name the {noun} of the {sa['object']}, then the {noun} of the {sb['object']}.",
             )
         ),

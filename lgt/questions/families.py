@@ -19,17 +19,27 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lgt.language import plural
+
 SKIP_REASONS = (
     "ambiguous_reference",
+    "caption_disagrees",  # the caption gives another count for the label (non-exhaustive sources)
+    "caption_says_several",  # the label alone would name one object, but the caption speaks of several
+    "crowd_region",  # the label has a crowd region: not countable, never "the only X"
     "edge_centre_disagree",
+    "incomplete_annotations",  # a crowd, a group box or the caption says objects are unboxed: no "of all objects"
     "near_tie",
+    "no_attributes",  # the image's objects carry none of the recipe's attributes (COCO): no attribute questions
     "no_clear_relation",
+    "not_countable",  # a label the recipe lists as boxed in groups (a bunch of bananas): not counted, not named
+    "tiny_object",  # below the recipe's minimum area: answerable only by elimination, its label's count unverifiable
     "too_few_distractors",
     "too_few_objects",
 )
@@ -52,34 +62,76 @@ def phrasing_slots(phrasing: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(phrasing) if name is not None}
 
 
-def plural(label: str) -> str:
-    if label == "person":
-        return "people"
-    if label.endswith(("s", "x", "z", "sh", "ch")):
-        return label + "es"
-    if label.endswith("y") and label[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return label[:-1] + "ies"
-    return label + "s"
-
-
 class Obj:
-    """One object of an image row, with what the families read precomputed."""
+    """One object of an image row, with what the families read precomputed.
 
-    __slots__ = ("area", "attrs", "cx", "cy", "id", "label", "x1", "x2", "y1", "y2")
+    `area` is what the object covers in the image (its mask or segmentation where the source has one),
+    not its box: a star fills about 40 % of its box, a square all of it.
+    """
 
-    def __init__(self, id: str, label: str, box: Sequence[float], attrs: dict[str, str]):
-        self.id, self.label, self.attrs = id, label, attrs
+    __slots__ = ("area", "area_from", "attrs", "crowd", "cx", "cy", "id", "label", "x1", "x2", "y1", "y2")
+
+    def __init__(
+        self,
+        id: str,
+        label: str,
+        box: Sequence[float],
+        attrs: dict[str, str],
+        area: float | None = None,
+        area_from: str = "box",
+        crowd: bool = False,
+    ):
+        self.id, self.label, self.attrs, self.crowd = id, label, attrs, crowd
         self.x1, self.y1, self.x2, self.y2 = (float(v) for v in box)
         self.cx, self.cy = (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
-        self.area = (self.x2 - self.x1) * (self.y2 - self.y1)
+        box_area = (self.x2 - self.x1) * (self.y2 - self.y1)
+        self.area, self.area_from = (box_area, "box") if area is None else (float(area), area_from)
 
 
 def objects_of(row: dict[str, Any]) -> list[Obj]:
     """The objects of an `images` row (attributes stored as a list of {key, value})."""
     return [
-        Obj(o["object_id"], o["label"], o["bbox_xyxy"], {a["key"]: a["value"] for a in o["attributes"] or ()})
+        Obj(
+            o["object_id"],
+            o["label"],
+            o["bbox_xyxy"],
+            {a["key"]: a["value"] for a in o["attributes"] or ()},
+            o.get("area"),
+            o.get("area_from") or "box",
+            bool(o.get("crowd")),
+        )
         for o in row["objects"]
     ]
+
+
+_NUMBERS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+_SEVERAL = ("several", "many", "group of", "groups of", "crowd of", "bunch of", "herd of", "flock of", "pile of")
+
+
+def _mentions(caption: str, noun: str) -> list[re.Match]:
+    return list(re.finditer(rf"\b{re.escape(noun.lower())}\b", caption))
+
+
+def caption_counts(caption: str, label: str) -> tuple[set[int], bool, bool]:
+    """What a caption says of a label: the numbers it gives ("two dogs", "3 dogs"), whether it speaks of
+    several (the plural, "a group of ..."), and whether it mentions the label at all."""
+    text = caption.lower()
+    many = plural(label)
+    hits = _mentions(text, many)
+    numbers = set()
+    for m in hits:
+        words = re.findall(r"[\w']+", text[: m.start()])[-2:]  # "two dogs", "two brown dogs"
+        for w in words:
+            if w in _NUMBERS or w.isdigit():
+                numbers.add(_NUMBERS.get(w, int(w) if w.isdigit() else 0))
+                break
+    several = (
+        (many != label and bool(hits))
+        or any(n >= 2 for n in numbers)
+        or any(_mentions(text, f"{q} {many}") for q in _SEVERAL)
+    )
+    mentioned = several or bool(_mentions(text, label))
+    return numbers, several, mentioned
 
 
 Group = tuple[tuple[tuple[str, str], ...], str | None]  # ((attribute, value), ...), label or None for "objects"
@@ -95,14 +147,29 @@ class Rules:
     distance_ratio: float = 0.10
     extreme_gap: float = 0.02
     labels: Sequence[str] = ()  # extra label vocabulary for existence distractors
+    min_area: float = 0.0  # objects below this fraction of the image are never named, and block counting
+    uncountable: frozenset[str] = frozenset()  # labels boxed in groups: never counted
+    exhaustive: bool = True  # every instance of a label is annotated (synthetic scenes); else the caption is read
 
 
 class View:
     """One image's objects with memoised referring expressions."""
 
-    def __init__(self, image_id: str, width: int, height: int, objects: list[Obj], rules: Rules):
+    def __init__(self, image_id: str, width: int, height: int, objects: list[Obj], rules: Rules, caption: str = ""):
         self.image_id, self.width, self.height, self.objects, self.rules = image_id, width, height, objects, rules
+        self.caption = caption
         self.by_id = {o.id: o for o in objects}
+        self.tiny = {o.id for o in objects if o.area < rules.min_area * width * height}
+        self.crowd_labels = {o.label for o in objects if o.crowd}
+        labels = {o.label for o in objects}
+        self.several = set() if rules.exhaustive else {lab for lab in labels if caption_counts(caption, lab)[1]}
+        self.group_labels = labels & rules.uncountable  # one box may hold a bunch: "the banana" may be several
+        # every object a person would count is boxed one by one: needed where "of all the objects" is asked
+        self.complete = rules.exhaustive or not (
+            self.crowd_labels
+            or self.group_labels
+            or any(self._caption_disagrees(lab, sum(o.label == lab for o in objects)) for lab in labels)
+        )
         self.keys = [k for k in rules.attributes if any(k in o.attrs for o in objects)]
         self._refs: dict[tuple[str, str | None], str | None] = {}
         self._members: dict[Group, list[Obj]] = {}
@@ -127,13 +194,64 @@ class View:
         return self._refs[k]
 
     def _make_ref(self, o: Obj, exclude: str | None) -> str | None:
+        if o.id in self.tiny or o.label in self.crowd_labels or o.label in self.group_labels:
+            return None
         keys = [k for k in self.keys if k != exclude and k in o.attrs]
         peers = self._peers[o.id]
         for r in range(len(keys) + 1):
+            if r == 0 and o.label in self.several:  # "the dog" while the caption says "two dogs"
+                continue
             for combo in itertools.combinations(keys, r):
                 if not any(all(p.attrs.get(k) == o.attrs[k] for k in combo) for p in peers):
                     return " ".join([o.attrs[k] for k in reversed(combo)] + [o.label])
         return None
+
+    def unnamed(self, o: Obj) -> str:
+        """Why `o` has no referring expression: the skip reason to count."""
+        if o.id in self.tiny:
+            return "tiny_object"
+        if o.label in self.crowd_labels:
+            return "crowd_region"
+        if o.label in self.group_labels:
+            return "not_countable"
+        if o.label in self.several and not self._peers[o.id]:
+            return "caption_says_several"
+        return "ambiguous_reference"
+
+    def uncountable(self, group: Group) -> str | None:
+        """Why the members of a group cannot be counted (a skip reason), or None when they can."""
+        attrs, label = group
+        members = self.members(group)
+        labels = {label} if label is not None else {o.label for o in members}
+        if labels & self.crowd_labels:
+            return "crowd_region"
+        if labels & self.rules.uncountable:
+            return "not_countable"
+        if any(o.id in self.tiny for o in members):
+            return "tiny_object"
+        if label is not None and not attrs and self._caption_disagrees(label, len(members)):
+            return "caption_disagrees"
+        return None
+
+    def _caption_disagrees(self, label: str, n: int) -> bool:
+        """The caption gives the label another count than its boxes (non-exhaustive sources only)."""
+        if self.rules.exhaustive:
+            return False
+        numbers, several, _ = caption_counts(self.caption, label)
+        return bool(numbers and n not in numbers) or (several and n < 2)
+
+    def absent_labels(self, shard_labels: Sequence[str]) -> list[str]:
+        """Labels of the shard (and the recipe) that are not in the image, countable, and, where the
+        annotations are not exhaustive, not mentioned by the caption: their count is a true 0."""
+        present = {o.label for o in self.objects}
+        out = []
+        for lab in sorted(set(shard_labels) | set(self.rules.labels)):
+            if lab in present or lab in self.rules.uncountable:
+                continue
+            if not self.rules.exhaustive and caption_counts(self.caption, lab)[2]:
+                continue
+            out.append(lab)
+        return out
 
     def group_phrase(self, group: Group) -> str:
         attrs, label = group
@@ -236,7 +354,15 @@ def _spec_group(group: Group) -> dict[str, Any]:
 
 
 def enum_counting(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -> list[tuple]:
-    return [(g, len(m), [o.id for o in m]) for g in view.groups if (m := view.members(g))]
+    out = []
+    for g in view.groups:
+        if why := view.uncountable(g):
+            skips[why] += 1
+        else:
+            out.append((g, len(view.members(g)), [o.id for o in view.members(g)]))
+    if absent := view.absent_labels(shard_labels):  # one label the image lacks: 0 is a real gold too
+        out.append((((), random.Random(f"lgt-zero:{view.image_id}").choice(absent)), 0, []))
+    return out
 
 
 def render_counting(view: View, cand: tuple, rng: random.Random, phrasing: str) -> Draft:
@@ -278,6 +404,12 @@ def _absent_combos(
     view: View, key: str | None, present: set, shard_labels: Sequence[str]
 ) -> list[tuple[str | None, str]]:
     labels = sorted({o.label for o in view.objects} | set(shard_labels) | set(view.rules.labels))
+    if not view.rules.exhaustive:  # a label the caption mentions may be there, unannotated
+        labels = [
+            lab
+            for lab in labels
+            if any(lab == o.label for o in view.objects) or not caption_counts(view.caption, lab)[2]
+        ]
     if key is None:
         return [(None, lab) for lab in labels if (None, lab) not in present]
     values = sorted(set(view.rules.attributes[key][1]) | {o.attrs[key] for o in view.objects if key in o.attrs})
@@ -294,7 +426,14 @@ def enum_existence(view: View, skips: Counter, shard_labels: Sequence[str] = ())
     if len(_absent_combos(view, key, present, shard_labels)) < 3:
         skips["too_few_distractors"] += 1
         return []
-    return [(key, combo, tuple(shard_labels)) for combo in sorted(present, key=lambda c: (c[0] or "", c[1]))]
+    out = []
+    for combo in sorted(present, key=lambda c: (c[0] or "", c[1])):
+        seen = [o for o in view.objects if o.label == combo[1] and (key is None or o.attrs.get(key) == combo[0])]
+        if all(o.id in view.tiny for o in seen):  # a 10-pixel figure is found only by elimination
+            skips["tiny_object"] += 1
+        else:
+            out.append((key, combo, tuple(shard_labels)))
+    return out
 
 
 def render_existence(view: View, cand: tuple, rng: random.Random, phrasing: str) -> Draft:
@@ -337,6 +476,9 @@ def enum_attribute(view: View, skips: Counter, shard_labels: Sequence[str] = ())
     vocabs = {
         k: set(view.rules.attributes[k][1]) | {p.attrs[k] for p in view.objects if k in p.attrs} for k in view.keys
     }
+    if not view.keys:
+        skips["no_attributes"] += 1
+        return []
     out = []
     for o in view.objects:
         for k in view.keys:
@@ -344,7 +486,7 @@ def enum_attribute(view: View, skips: Counter, shard_labels: Sequence[str] = ())
                 continue
             ref = view.ref(o, exclude=k)
             if ref is None:
-                skips["ambiguous_reference"] += 1
+                skips[view.unnamed(o)] += 1
                 continue
             if len(vocabs[k]) - 1 < 3:  # the gold value is always in the vocabulary
                 skips["too_few_distractors"] += 1
@@ -406,7 +548,7 @@ def enum_relative_position(view: View, skips: Counter, shard_labels: Sequence[st
     out = []
     for a, b in itertools.combinations(view.objects, 2):
         if view.names[a.id] is None or view.names[b.id] is None:
-            skips["ambiguous_reference"] += 1
+            skips[view.unnamed(a if view.names[a.id] is None else b)] += 1
             continue
         rel = relation_of(a, b, gx, gy)
         if rel == "near":
@@ -479,17 +621,17 @@ def render_relative_size(view: View, cand: tuple, rng: random.Random, phrasing: 
         view.ref(gold),
         [view.ref(o) for o in chosen],
         [gold.id] + [o.id for o in chosen],
-        {"which": which, "object_id": gold.id, "option_ids": [o.id for o in chosen]},
+        {"which": which, "object_id": gold.id, "option_ids": [o.id for o in chosen], "area_from": gold.area_from},
     )
 
 
 RELATIVE_SIZE = Family(
     "relative_size",
     slots=frozenset({"which"}),
-    phrasings=(
-        "Which of these objects is the {which}?",
-        "Among the following objects, which one is the {which}?",
-        "Which of these looks the {which} in the image?",
+    phrasings=(  # the size in the image, so a far-away truck's real size is not a second right answer
+        "Which of these objects is the {which} in the image?",
+        "Among the following objects, which one takes up the {which} area in the image?",
+        "Which of these looks the {which} in the picture?",
     ),
     reasoning_type="Spatial & Relational",
     enumerate=enum_relative_size,
@@ -520,6 +662,9 @@ def clear_by_gap(anchor: Obj, gold: Obj, others: Sequence[Obj], which: str, r: f
 
 
 def enum_closest(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -> list[tuple]:
+    if not view.complete:  # an unboxed object may be the true answer
+        skips["incomplete_annotations"] += 1
+        return []
     if len(view.objects) < 5:
         skips["too_few_objects"] += 1
         return []
@@ -528,7 +673,7 @@ def enum_closest(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -
     for anchor in view.objects:
         aref = view.names[anchor.id]
         if aref is None:
-            skips["ambiguous_reference"] += 1
+            skips[view.unnamed(anchor)] += 1
             continue
         ranked = sorted(
             (((o.cx - anchor.cx) ** 2 + (o.cy - anchor.cy) ** 2) ** 0.5, i, o)
@@ -544,7 +689,7 @@ def enum_closest(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -
             elif not clear_by_gap(anchor, gold, view.objects, which, r):
                 skips["edge_centre_disagree"] += 1
             elif view.ref(gold) is None:
-                skips["ambiguous_reference"] += 1
+                skips[view.unnamed(gold)] += 1
             elif len([o for o in view.named if o is not anchor and o is not gold]) < 3:
                 skips["too_few_distractors"] += 1
             else:
@@ -606,6 +751,9 @@ EXTREME_EDGES = {
 
 
 def enum_extreme(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -> list[tuple]:
+    if not view.complete:
+        skips["incomplete_annotations"] += 1
+        return []
     if len(view.objects) < 4:
         skips["too_few_objects"] += 1
         return []
@@ -619,7 +767,7 @@ def enum_extreme(view: View, skips: Counter, shard_labels: Sequence[str] = ()) -
         elif any(edge(o) - edge(ranked[0]) < view.rules.extreme_gap * side for o in ranked[1:]):
             skips["edge_centre_disagree"] += 1  # another box reaches as far out, or nearly
         elif view.ref(ranked[0]) is None:
-            skips["ambiguous_reference"] += 1
+            skips[view.unnamed(ranked[0])] += 1
         elif len([o for o in view.named if o is not ranked[0]]) < 3:
             skips["too_few_distractors"] += 1
         else:
@@ -666,8 +814,22 @@ def enum_count_comparison(view: View, skips: Counter, shard_labels: Sequence[str
             kinds.setdefault(g[0][0][0], []).append(g)
     out = []
     for groups in kinds.values():
-        for ga, gb in itertools.combinations(groups, 2):
+        for g in groups:
+            if why := view.uncountable(g):
+                skips[why] += 1
+        countable = [g for g in groups if not view.uncountable(g)]
+        for ga, gb in itertools.combinations(countable, 2):
             out.append((ga, gb, len(view.members(ga)), len(view.members(gb))))
+    # labels the image lacks make "more X" against a real 0, and "none of either" a real gold
+    absent = view.absent_labels(shard_labels)
+    rng = random.Random(f"lgt-zero-pair:{view.image_id}")
+    rng.shuffle(absent)
+    present = [g for g in kinds.get("", []) if not view.uncountable(g)]
+    if absent and present:
+        g = rng.choice(present)
+        out.append((g, ((), absent[0]), len(view.members(g)), 0))
+    if len(absent) >= 2:
+        out.append((((), absent[0]), ((), absent[1]), 0, 0))
     return out
 
 
@@ -677,7 +839,7 @@ def render_count_comparison(view: View, cand: tuple, rng: random.Random, phrasin
         ga, gb, ca, cb = gb, ga, cb, ca
     pa, pb = view.group_phrase(ga), view.group_phrase(gb)
     options = {"a": f"more {pa}", "b": f"more {pb}", "same": SAME_COUNT, "none": NONE_OF_EITHER}
-    gold = "a" if ca > cb else "b" if cb > ca else "same"
+    gold = "a" if ca > cb else "b" if cb > ca else "none" if ca == 0 else "same"
     wrong = [v for k, v in options.items() if k != gold]
     rng.shuffle(wrong)
     ids = [o.id for o in view.members(ga) + view.members(gb)]
@@ -751,8 +913,7 @@ def generate(
     chosen: dict[str, list[tuple]] = {}
     rngs = {f: random.Random(f"lgt-q1:{seed}:{view.image_id}:{f}") for f in plans}
     for family, plan in plans.items():
-        c = cands[family]
-        chosen[family] = rngs[family].sample(c, min(plan.max_per_image, len(c)))
+        chosen[family] = _draw(rngs[family], cands[family], plan.max_per_image, GOLD_KIND.get(family))
     if compose_support:
         _add_support(view, cands, chosen, rngs)
     drafts = []
@@ -761,6 +922,33 @@ def generate(
         for cand in items:
             drafts.append(FAMILIES[family].render(view, cand, rng, rng.choice(plans[family].phrasings)))
     return drafts
+
+
+# the kind of gold a counting candidate has: drawn evenly per image, so no count (or "the same number") is the
+# gold most of the time; the shard's balance (lgt/questions/balance.py) then drops less
+GOLD_KIND: dict[str, Callable[[tuple], str]] = {
+    "counting": lambda c: str(c[1]) if c[1] <= 3 else "4+",
+    "count_comparison": lambda c: "none" if c[2] == c[3] == 0 else "same" if c[2] == c[3] else "more",
+}
+
+
+def _draw(rng: random.Random, cands: list[tuple], k: int, kind_of: Callable[[tuple], str] | None) -> list[tuple]:
+    """k candidates at random; with `kind_of`, one of each gold kind in turn (kinds in random order)."""
+    if kind_of is None:
+        return rng.sample(cands, min(k, len(cands)))
+    by_kind: dict[str, list[tuple]] = {}
+    for c in cands:
+        by_kind.setdefault(kind_of(c), []).append(c)
+    kinds = sorted(by_kind)
+    rng.shuffle(kinds)
+    for kind in kinds:
+        rng.shuffle(by_kind[kind])
+    out: list[tuple] = []
+    while len(out) < min(k, len(cands)):
+        for kind in kinds:
+            if by_kind[kind] and len(out) < k:
+                out.append(by_kind[kind].pop())
+    return out
 
 
 def _add_support(view: View, cands: dict, chosen: dict, rngs: dict) -> None:

@@ -18,22 +18,24 @@ from typing import Any
 
 import pyarrow as pa
 
-from lgt.engines import EngineFor, ImageInput, Request
-from lgt.images.stand_in import object_list, stand_in
+from lgt.answers import read_choice
+from lgt.engines import EngineFor, Request
+from lgt.images.stand_in import object_list
 from lgt.prompts import load_prompt
 from lgt.questions.balance import balance
 from lgt.questions.families import Draft, FamilyPlan, Rules, View, generate, objects_of
-from lgt.questions.parse import LETTERS, extract_choice, parse_mcqs
-from lgt.questions.rows import config_version, dedupe, item_row, items_table
+from lgt.questions.parse import parse_mcqs
+from lgt.questions.rewrite import REWRITE_PROMPT, rewrite_questions
+from lgt.questions.rows import config_version, dedupe, item_row, items_table, question_id
+from lgt.questions.verify import solve_request, verifier_view
 from lgt.recipe import Models, QuestionsGroundedStage
 from lgt.results import StageResult
 
 WRITER_PROMPT = "questions_grounded.j2"
 WRITER_PREFILL = "<question>"  # starting the reply in the format lifts the parse rate of small models
-SOLVE_PROMPT = "solve_mcq.j2"
 
 
-def rules_of(stage: QuestionsGroundedStage) -> Rules:
+def rules_of(stage: QuestionsGroundedStage, exhaustive: bool = True) -> Rules:
     m = stage.margins
     return Rules(
         attributes={k: (a.noun, list(a.values)) for k, a in stage.attributes.items()},
@@ -42,6 +44,9 @@ def rules_of(stage: QuestionsGroundedStage) -> Rules:
         distance_ratio=m.distance_ratio,
         extreme_gap=m.extreme_gap,
         labels=tuple(stage.labels),
+        min_area=stage.min_object_area,
+        uncountable=frozenset(stage.uncountable_labels),
+        exhaustive=exhaustive,
     )
 
 
@@ -53,19 +58,22 @@ def templates_version(stage: QuestionsGroundedStage) -> str:
     return config_version(
         "templates",
         {f: [p.max_per_image, list(p.phrasings)] for f, p in plans_of(stage).items()},
-        stage.model_dump(mode="json", include={"attributes", "labels", "margins", "compose_support"}),
+        stage.model_dump(
+            mode="json",
+            include={"attributes", "labels", "margins", "compose_support", "min_object_area", "uncountable_labels"},
+        ),
     )
 
 
 def view_of(row: dict[str, Any], rules: Rules) -> View:
-    return View(row["image_id"], row["width"], row["height"], objects_of(row), rules)
+    return View(row["image_id"], row["width"], row["height"], objects_of(row), rules, row.get("caption") or "")
 
 
 def template_rows(
-    rows: list[dict[str, Any]], stage: QuestionsGroundedStage, source: str, skips: Counter
+    rows: list[dict[str, Any]], stage: QuestionsGroundedStage, source: str, skips: Counter, exhaustive: bool = True
 ) -> list[dict[str, Any]]:
-    """Every programmatic family on every image of the shard."""
-    rules, plans, version = rules_of(stage), plans_of(stage), templates_version(stage)
+    """Every programmatic family on every image of the shard (`exhaustive`: the source boxes every instance)."""
+    rules, plans, version = rules_of(stage, exhaustive), plans_of(stage), templates_version(stage)
     shard_labels = sorted({o["label"] for r in rows for o in r["objects"]})
     out = []
     for row in rows:
@@ -73,14 +81,6 @@ def template_rows(
         for d in generate(view, plans, stage.seed, skips, shard_labels, stage.compose_support):
             out.append(item_row(d, row["image_id"], source, stage=1, origin="template", prompt_version=version))
     return balance(out, stage.seed, skips)
-
-
-def solve_request(row: dict[str, Any], question: str, options: list[str], sampling, keys=None) -> Request:
-    """The verifier's view of a question: the image (or its stand-in) and the lettered options."""
-    text = load_prompt(SOLVE_PROMPT).render(question=question, options=list(zip(LETTERS, options)))
-    image = ImageInput(row["image"]["bytes"], stand_in=stand_in(row, keys))
-    content = [{"type": "image", "image": image}, {"type": "text", "text": text}]
-    return Request(messages=[{"role": "user", "content": content}], sampling=sampling)
 
 
 def llm_rows(
@@ -166,26 +166,74 @@ def verified(
     rejects: Counter,
     keys=None,
 ) -> list[dict[str, Any]]:
-    """Keep the items whose gold option the verifier role also picks (options in the writer's order)."""
-    specs = [json.loads(it["spec"]) for it in items]
+    """Keep the items whose gold option the verifier role also picks, the options shuffled (`verifier_view`)."""
+    views = []
+    for it in items:
+        spec = json.loads(it["spec"])
+        views.append(verifier_view(it["question"], spec["options"], spec["answer_index"]))
     reqs = [
-        solve_request(rows_by_id[it["image_id"]], it["question"], spec["options"], models.verifier.sampling, keys)
-        for it, spec in zip(items, specs)
+        solve_request(rows_by_id[it["image_id"]], it["question"], options, models.verifier.sampling, keys)
+        for it, (options, _) in zip(items, views)
     ]
     kept = []
-    for it, spec, res in zip(items, specs, engine_for("verifier").generate(reqs)):
+    for it, (options, gold), res in zip(items, views, engine_for("verifier").generate(reqs)):
         s = res.samples[0]
         if not s.ok:
             rejects["verifier_failed"] += 1
-        elif extract_choice(s.text, spec["options"]) != spec["answer_index"]:
+        elif read_choice(s.text, options) != gold:
             rejects["verifier_disagrees"] += 1
         else:
             kept.append({**it, "call_keys": it["call_keys"] + [s.key]})
     return kept
 
 
+def rewritten(
+    items: list[dict[str, Any]],
+    rows_by_id: dict[str, dict],
+    stage: QuestionsGroundedStage,
+    models: Models,
+    engine_for: EngineFor,
+    rejects: Counter,
+    funnel: dict[str, int],
+) -> list[dict[str, Any]]:
+    """The template items with their verified rewrites (stage 2's path): more phrasings than the templates have."""
+    drafts = [
+        (rows_by_id[it["image_id"]], Draft(it["family"], it["question"], it["answer"], it["distractors"], []))
+        for it in items
+    ]
+    outcome: Counter = Counter()
+    decided = rewrite_questions(drafts, stage.rewrite, models, engine_for, list(stage.attributes) or None, outcome)
+    model = engine_for(stage.rewrite.role).backend.model_id
+    version = load_prompt(REWRITE_PROMPT).version
+    out = []
+    for it, (q, status, keys) in zip(items, decided):
+        if status != "kept":
+            out.append({**it, "rewrite": status, "call_keys": list(it["call_keys"]) + keys})
+            continue
+        out.append(
+            {
+                **it,
+                "question_id": question_id(it["image_id"], q, it["answer"], it["distractors"]),
+                "question": q,
+                "templated_question": it["question"],
+                "rewrite": status,
+                "model": model,
+                "prompt_version": f"{it['prompt_version']};{version}",
+                "call_keys": list(it["call_keys"]) + keys,
+            }
+        )
+    funnel["template/rewrites_kept"] = outcome.get("kept", 0)
+    rejects.update({f"rewrite/{k}": v for k, v in outcome.items() if k != "kept"})
+    return out
+
+
 def build_questions_grounded(
-    images: pa.Table, stage: QuestionsGroundedStage, models: Models, source: str, engine_for: EngineFor | None
+    images: pa.Table,
+    stage: QuestionsGroundedStage,
+    models: Models,
+    source: str,
+    engine_for: EngineFor | None,
+    exhaustive: bool = True,
 ) -> StageResult:
     """One shard of stage 1. `engine_for(role)` is needed only when the LLM path is enabled."""
     start = time.perf_counter()
@@ -193,8 +241,12 @@ def build_questions_grounded(
     skips: Counter = Counter()
     rejects: Counter = Counter()
     funnel: dict[str, int] = {"images": len(rows)}
-    out = template_rows(rows, stage, source, skips)
+    out = template_rows(rows, stage, source, skips, exhaustive)
     funnel["template/rendered"] = len(out)
+    if stage.rewrite.enabled and out:
+        if engine_for is None:
+            raise ValueError("questions_grounded: the rewrite is enabled but no engine was given")
+        out = rewritten(out, {r["image_id"]: r for r in rows}, stage, models, engine_for, rejects, funnel)
     if stage.llm.enabled and rows:
         if engine_for is None:
             raise ValueError("questions_grounded: the LLM path is enabled but no engine was given")

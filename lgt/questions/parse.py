@@ -1,4 +1,4 @@
-"""Parse model-written multiple-choice questions, and read which option a solver picked.
+"""Parse model-written multiple-choice questions, and the text comparison (`normalize`) answers are read with.
 
 A generator model writes one or more items in a tagged format::
 
@@ -14,9 +14,8 @@ A generator model writes one or more items in a tagged format::
     <type>Recognition</type>
 
 `parse_mcqs` keeps the items that are well formed and unambiguous and counts why the others
-were rejected; `extract_choice` maps a solver's free-form response to an option index. Both
-are strict on purpose: a dropped item or a None choice is cheap, a wrong label is not.
-Neither ever raises on a str.
+were rejected; it is strict on purpose: a dropped item is cheap, a wrong label is not. It
+never raises on a str. Which option a solver's reply picks is `lgt.answers.read_choice`.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.vocab import LETTERS
@@ -67,7 +65,7 @@ def normalize(text: str) -> str:
     return _ARTICLE.sub("", s, count=1)
 
 
-def _phrase_spans(phrase: str, text: str) -> list[tuple[int, int]]:
+def phrase_spans(phrase: str, text: str) -> list[tuple[int, int]]:
     """Where `phrase` occurs in `text` as whole words; lookarounds rather than \\b so '3.5' or '(x)' work too."""
     if not phrase:
         return []
@@ -151,7 +149,7 @@ def _parse_item(chunk: str) -> ParsedMCQ:
     index = _answer_index(answer, norm_options)
     if len(set(norm_options)) < len(norm_options):
         raise _Reject("options_not_distinct")
-    if _phrase_spans(norm_options[index], normalize(question)):
+    if phrase_spans(norm_options[index], normalize(question)):
         raise _Reject("question_contains_answer")
     return ParsedMCQ(
         question=question,
@@ -176,66 +174,3 @@ def parse_mcqs(text: str) -> tuple[list[ParsedMCQ], Counter]:
         except _Reject as reject:
             rejects[reject.reason] += 1
     return kept, rejects
-
-
-# ---------------------------------------------------------------- extract_choice
-
-_ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
-_ANSWER_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
-# "The answer is (B)", "Answer: B.", "**Answer:** B"; what follows on its line is what it says
-_STATEMENT = re.compile(r"\banswer\b[\s*]*(?:is\b|:)[\s:*]*", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
-_BARE_LETTER = re.compile(r"\(?([A-Za-z])\)?[.):]?")
-# upper case only for "B." / "B)" / "option B": lower-case "a." is too often just prose
-_LETTER_FORM = re.compile(r"\(([A-Za-z])\)|(?<![\w.])([A-Z])[.)](?!\w)|(?i:\b(?:option|choice))\s+\(?([A-Z])\b")
-_LEADING_LETTER = re.compile(r"\s*([A-Z])(?=\s)")
-
-
-def _phrase_hits(text: str, phrases: list[str]) -> set[int]:
-    """Options whose text occurs in `text`, ignoring occurrences inside a longer option's ("red" in "dark red")."""
-    found = {i: _phrase_spans(p, text) for i, p in enumerate(phrases)}
-
-    def inside_longer(i: int, s: int, e: int) -> bool:
-        return any(
-            len(phrases[j]) > len(phrases[i]) and a <= s and e <= b for j, spans in found.items() for a, b in spans
-        )
-
-    return {i for i, spans in found.items() if any(not inside_longer(i, s, e) for s, e in spans)}
-
-
-def _named(span: str, options: Sequence[str], *, scan: bool, phrases: bool, leading: bool) -> set[int]:
-    """Indices of the options `span` names. scan: letter forms anywhere; phrases: option texts anywhere."""
-    letters = []
-    if m := _BARE_LETTER.fullmatch(span.strip().strip("*").strip()):
-        letters.append(m.group(1))
-    if scan:
-        letters += [next(g for g in m.groups() if g) for m in _LETTER_FORM.finditer(span)]
-    if leading and (m := _LEADING_LETTER.match(span)):
-        letters.append(m.group(1))
-    named = {ord(c.upper()) - ord("A") for c in letters}
-    named = {i for i in named if i < len(options)}
-
-    norm_span = normalize(span)
-    norm_options = [normalize(o) for o in options]
-    equal = {i for i, o in enumerate(norm_options) if o and o == norm_span}
-    return named | (equal or (_phrase_hits(norm_span, norm_options) if phrases else set()))
-
-
-def extract_choice(text: str, options: Sequence[str]) -> int | None:
-    """The 0-based option a response picks; None when it picks none or several (naming two is wrong)."""
-    opens = list(_ANSWER_OPEN.finditer(text))
-    in_block = bool(opens)
-    if in_block:  # the last block; an unclosed one (response cut off) runs to the end
-        close = _ANSWER_CLOSE.search(text, opens[-1].end())
-        span = text[opens[-1].end() : close.start() if close else len(text)]
-    else:
-        span = text
-    statements = list(_STATEMENT.finditer(span))
-    if statements:  # the last "answer is ..." wins, up to the end of its sentence
-        rest = span[statements[-1].end() :].split("\n", 1)[0]
-        span = _SENTENCE_END.split(rest, maxsplit=1)[0]
-        named = _named(span, options, scan=True, phrases=in_block, leading=True)
-    else:
-        # free text without a block is only read when it is nothing but a letter or an option's text
-        named = _named(span, options, scan=in_block, phrases=in_block, leading=False)
-    return named.pop() if len(named) == 1 else None

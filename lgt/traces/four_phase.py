@@ -2,12 +2,14 @@
 
 The teacher (a recipe role; it is shown the image, not the caption) answers
 under the four-phase prompt, its reply prefilled with <think>. Kept traces
-have exactly one think block, balanced answer tags and at least `min_words`
-words, and no `ngram`-word run repeated `max_ngram_repeats` times. The final
-answer is checked against the gold by matching first (`choice_of`); an answer
-that matching cannot read goes to the verifier role as a judge
-(Equivalent/Different). Traces are kept with `is_consistent` so the data
-shows both; the training sets take the consistent ones.
+have exactly one think block, balanced answer tags, a final answer after the
+thought (one only inside it is rejected), at least `min_words` words, and no
+`ngram`-word run repeated `max_ngram_repeats` times. The final answer is
+checked against the gold by matching first (`lgt.answers.choice_in_answer`);
+an answer that matching cannot read goes to the verifier role as a judge,
+whose last line must be Equivalent or Different (`judge_verdict`; anything
+else counts as `judge_unreadable`, never as a verdict). Traces are kept with
+`is_consistent` so the data shows both; the training sets take the consistent ones.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from lgt.answers import choice_in_answer, judge_verdict
 from lgt.engines import EngineFor, Request, Sampling
 from lgt.ids import content_id
 from lgt.prompts import load_prompt
 from lgt.recipe import FourPhaseStage
 from lgt.results import StageResult
-from lgt.traces.parse import choice_of, four_phase_structure, judge_verdict, last_answer, repeated_ngram
+from lgt.traces.parse import Parsed, four_phase_structure, parse_think_answer, repeated_ngram
 from lgt.traces.requests import question_requests
 from schemas.traces import FOUR_PHASE_ARROW
 from schemas.vocab import LETTERS
@@ -103,11 +106,11 @@ def build_four_phase(
             if repeated_ngram(response, stage.ngram, stage.max_ngram_repeats):
                 rejects["repetition"] += 1
                 continue
-            final = last_answer(response)
-            if not final:
-                rejects["structure/empty_answer"] += 1
+            parsed = parse_think_answer(response)  # the structure is checked: only an empty part can fail here
+            if not isinstance(parsed, Parsed):
+                rejects[f"structure/{parsed}"] += 1
                 continue
-            picked = choice_of(final, q["options"])
+            picked = choice_in_answer(parsed.answer, q["options"])
             gold = LETTERS.index(q["gold_letter"])
             rows.append(
                 {
@@ -119,8 +122,8 @@ def build_four_phase(
                     "answer": q["gold_letter"],
                     "caption": by_image[q["image_id"]]["caption"],
                     "response": response,
-                    "thought": response[len(PREFILL) : response.lower().index("</think>")].strip(),
-                    "final_answer": final,
+                    "thought": parsed.thought,
+                    "final_answer": parsed.answer,
                     "words": len(response.split()),
                     "is_consistent": picked == gold,
                     "consistency_analysis": (
@@ -149,11 +152,14 @@ def build_four_phase(
             row["consistency_analysis"] = (
                 f"judge: {s.text.strip()[:500]}"
                 if verdict is not None
-                else f"judge gave no verdict ({s.error or 'no Equivalent/Different'})"
+                else f"judge call failed ({s.error})"
+                if not s.ok
+                else f"judge unreadable (last line not Equivalent/Different): {s.text.strip()[-200:]}"
             )
             row["call_keys"] = row["call_keys"] + ([s.key] if s.key else [])
             row["prompt_version"] += f";{judge.version}"
-            judged["judge_" + ("equivalent" if verdict else "different" if verdict is False else "no_verdict")] += 1
+            outcome = {True: "equivalent", False: "different", None: "unreadable" if s.ok else "failed"}[verdict]
+            judged[f"judge_{outcome}"] += 1
     else:
         for i in to_judge:
             rows[i]["consistency_analysis"] = "matching could not read the answer; the judge is off"

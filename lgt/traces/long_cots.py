@@ -1,11 +1,13 @@
 """LPT stage C, `long_cots`: the reasoner expands each simple CoT into a long thought.
 
-It reads the caption (and object list) instead of the image, under a prompt
-that forbids revealing that. Its thinking is prefilled with an opening that
-restates the question and options, the simple CoT in its original casing (a
-full stop added where missing), a newline or a space, and a cue word drawn
-from the recipe; it continues from there. Leak words are banned at decode time
-where the backend can, and the continuation is filtered for them afterwards.
+It reads the caption instead of the image (LPT; the recipe can add the object
+list), under a prompt that forbids revealing that. Its thinking is prefilled
+with an opening that restates the question and options, the simple CoT in its
+original casing (a full stop added where missing), a newline or a space, and a
+cue word drawn from the recipe; it continues from there. Leak words are banned
+at decode time where the backend can (`ban_enforced` says per row), and the
+continuation is dropped when it still leaks: a leak word from a word's start,
+an object id, or coordinates.
 A continuation must close the thought and answer within the token limit, or,
 under a thinking budget, the engine closes it (`forced_close`, kept when
 `keep_forced`).
@@ -15,6 +17,7 @@ Every expansion is labelled O->O, O->X, X->O or X->X.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,19 +25,37 @@ from typing import Any
 
 import pyarrow as pa
 
+from lgt.answers import choice_in_answer
 from lgt.engines import EngineFor, Request
 from lgt.ids import content_id
 from lgt.images.stand_in import stand_in
 from lgt.prompts import load_prompt
 from lgt.recipe import LongCotsStage
 from lgt.results import StageResult
-from lgt.traces.parse import Parsed, choice_of, leak, leak_pattern, letter, parse_think_answer
+from lgt.traces.parse import Parsed, leak, leak_pattern, letter, parse_think_answer
 from schemas.traces import LONG_COTS_ARROW
 from schemas.vocab import LETTERS, long_category
 
 PROMPT = "long_cot.j2"
 OPENING = "long_cot_opening.j2"
 SEPARATORS = ("\n", " ")
+
+# an object named by an id: "object 3", "obj_3", "Object #12", "id 4"
+OBJECT_ID = re.compile(r"\b(?:obj(?:ect)?s?|ids?)[\s_#:=-]*\d+\b", re.IGNORECASE)
+_NUM = r"-?\d+(?:\.\d+)?"
+COORDINATES = re.compile(
+    "|".join(
+        (
+            r"(?<![\w.])0?\.\d{2,}",  # a fraction with two or more decimals, as boxes are written: 0.086
+            r"(?<![\w.])0?\.\d+\s*(?:to|-|–|and)\s*0?\.\d+",  # a span of fractions: 0.2 to 0.4
+            rf"[(\[]\s*{_NUM}(?:\s*,\s*{_NUM})+\s*[)\]]",  # a tuple of numbers: (12, 40), [0.1, 0.2, 0.3, 0.4]
+            rf"\b[xy][12]?\s*[=:]\s*{_NUM}",  # x=12, y1: 0.4
+            r"\b[xy][12]?\s+(?:from\s+|of\s+|at\s+|is\s+)?-?\d*\.\d",  # x 0.5, y from 0.25
+            r"\b(?:bounding[\s-]*box(?:es)?|bbox(?:es)?|coordinates?)\b",
+        )
+    ),
+    re.IGNORECASE,
+)
 
 
 def with_full_stop(thought: str) -> str:
@@ -46,6 +67,25 @@ def pick_cots(cots: list[dict[str, Any]], limit: int | None) -> list[dict[str, A
     """Up to `limit` simple CoTs, one per question before a second of any, so many questions get expansions."""
     ordered = sorted(cots, key=lambda c: (c["sample_index"], c["cot_id"]))
     return ordered if limit is None else ordered[:limit]
+
+
+def leak_reason(
+    text: str, pattern: re.Pattern | None, entries: Sequence[str], object_ids: Sequence[str] = ()
+) -> str | None:
+    """Why a continuation leaks what the reasoner read, or None: `word:<entry>` for a leak word or phrase (the
+    longest list entry the word starts with), `object_id` ("object 3", or an id of the image's objects that is
+    no plain number), `coordinates` (box numbers, "x 0.086", "(12, 40)", bounding-box talk)."""
+    if (word := leak(text, pattern)) is not None:
+        w = word.lower()
+        return "word:" + max(
+            (e.strip().lower() for e in entries if w.startswith(e.strip().lower())), key=len, default=w
+        )
+    ids = [re.escape(i) for i in object_ids if i and not i.isdigit() and any(c.isdigit() for c in i)]
+    if OBJECT_ID.search(text) or (ids and re.search(rf"(?<!\w)(?:{'|'.join(ids)})(?!\w)", text)):
+        return "object_id"
+    if COORDINATES.search(text):
+        return "coordinates"
+    return None
 
 
 def expansion_prefill(cot: dict[str, Any], question: dict[str, Any], cue: str, sep: str) -> tuple[str, str]:
@@ -70,13 +110,15 @@ def long_cot_requests(
     cots = pick_cots(simple.to_pylist(), stage.max_cots)
     prompt = load_prompt(PROMPT)
     banned = sorted({*stage.sampling.banned_words, *stage.banned_words})
+    objects = stage.reasoner_reads == "caption+objects"
 
     jobs: list[tuple[dict, dict, str, str, int]] = []  # (cot, question, cue, kept prefill, sample index)
     requests: list[Request] = []
     for cot in cots:
         q = q_by_id[cot["question_id"]]
         user = prompt.render(
-            scene=stand_in(img_by_id[cot["image_id"]], keys),
+            scene=stand_in(img_by_id[cot["image_id"]], keys, objects=objects),
+            objects=objects,
             question=q["question"],
             options=list(zip(LETTERS, q["options"])),
             answer_format=q["answer_format"],
@@ -103,7 +145,12 @@ def build_long_cots(
 ) -> StageResult:
     start = time.perf_counter()
     jobs, requests = long_cot_requests(simple, questions, images, stage, keys)
-    pattern = leak_pattern(stage.banned_words, stage.leak_phrases)
+    pattern = leak_pattern(stage.banned_words, stage.leak_phrases, stage.leak_exempt)
+    entries = [*stage.banned_words, *stage.leak_phrases]
+    ids_of = {
+        r["image_id"]: [o["object_id"] for o in r["objects"] or ()]
+        for r in images.select(["image_id", "objects"]).to_pylist()
+    }
     engine = engine_for(stage.role)
     results = engine.generate(requests)
     rejects: Counter = Counter()
@@ -125,10 +172,10 @@ def build_long_cots(
         if not added.strip():
             rejects["empty_continuation"] += 1
             continue
-        if (word := leak(s.text, pattern)) is not None:
-            rejects[f"leak/{word.lower()}"] += 1
+        if (why := leak_reason(added, pattern, entries, ids_of[cot["image_id"]])) is not None:
+            rejects[f"leak/{why}"] += 1
             continue
-        choice = letter(choice_of(parsed.answer, q["options"]))
+        choice = letter(choice_in_answer(parsed.answer, q["options"]))
         correct = choice == q["gold_letter"]
         rows.append(
             {
@@ -148,6 +195,7 @@ def build_long_cots(
                 "category": long_category(cot["correct"], correct),
                 "forced_close": s.forced_close,
                 "forced_continue": s.forced_continue,
+                "ban_enforced": res.ban_enforced,
                 "model": engine.backend.model_id,
                 "prompt_version": f"{load_prompt(PROMPT).version};{load_prompt(OPENING).version}",
                 "call_keys": [cot["call_key"], s.key],

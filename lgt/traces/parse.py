@@ -1,9 +1,8 @@
-"""Reading traces: think and answer parts, the option an answer names, and the quality filters.
+"""Reading traces: think and answer parts, and the quality filters.
 
 Correctness is marked against the gold option only (LPT's released code also
-accepted any option's text, a bug): an answer counts when it is the gold's
-letter as `(B)`, `B` or `B.`, the gold's exact text, or the letter followed by
-that text; an answer that names several options names none.
+accepted any option's text, a bug): the option the answer names is read by
+`lgt.answers.choice_in_answer`, and an answer that names several options names none.
 """
 
 from __future__ import annotations
@@ -13,14 +12,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lgt.questions.parse import normalize
 from schemas.vocab import LETTERS
 
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
-_LETTER_ONLY = re.compile(r"^\(?([A-Da-d])\)?\.?$")
-_LETTER_AND_TEXT = re.compile(r"^(?:\(([A-Da-d])\)|([A-Da-d])[.)])\s*(.+)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -50,38 +46,30 @@ def parse_think_answer(text: str) -> Parsed | str:
     return Parsed(thought, answer) if answer else "empty_answer"
 
 
-def last_answer(text: str) -> str:
-    """The content of the last <answer> … </answer> anywhere in `text`, stripped; "" when there is none."""
-    found = _ANSWER.findall(text)
-    return found[-1].strip() if found else ""
-
-
-def choice_of(answer: str, options: Sequence[str]) -> int | None:
-    """The option an answer names in an accepted form: (B), B, B., the option's text, or "(B) text"; else None."""
-    a = answer.strip().strip("*").strip()
-    if m := _LETTER_ONLY.match(a):
-        i = LETTERS.index(m.group(1).upper())
-        return i if i < len(options) else None
-    norm = [normalize(o) for o in options]
-    if m := _LETTER_AND_TEXT.match(a):
-        i = LETTERS.index((m.group(1) or m.group(2)).upper())
-        return i if i < len(options) and normalize(m.group(3)) == norm[i] else None
-    hits = [i for i, o in enumerate(norm) if o and o == normalize(a)]
-    return hits[0] if len(hits) == 1 else None
-
-
 def letter(index: int | None) -> str:
     return "" if index is None else LETTERS[index]
 
 
-def leak_pattern(words: Sequence[str], phrases: Sequence[str]) -> re.Pattern | None:
-    """Whole words and phrases, case-insensitive: "said" leaks, "saidai" does not."""
-    alts = [re.escape(w.strip()) for w in [*phrases, *words] if w.strip()]
-    return re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)", re.IGNORECASE) if alts else None
+_WORD = r"[\w'’]"  # a word's characters: a match runs on through "user's"
+
+
+def leak_pattern(words: Sequence[str], phrases: Sequence[str], exempt: Sequence[str] = ()) -> re.Pattern | None:
+    """Leak words and phrases as LPT matches them, as substrings, but case-insensitive and from a word's start.
+
+    "mention" catches "mentioning" and "visualize" "visualized" (LPT's plain `w in text`), while "mental" spares
+    "fundamental" and "text" "context"; the match runs to the end of its word. A word starting with an `exempt`
+    entry is no leak ("textur": texture, textured).
+    """
+    alts = sorted({re.escape(w.strip()) for w in [*phrases, *words] if w.strip()}, key=len, reverse=True)
+    if not alts:
+        return None
+    skip = "|".join(re.escape(e.strip()) for e in exempt if e.strip())
+    guard = f"(?!{skip})" if skip else ""
+    return re.compile(rf"(?<!\w){guard}(?:{'|'.join(alts)}){_WORD}*", re.IGNORECASE)
 
 
 def leak(text: str, pattern: re.Pattern | None) -> str | None:
-    """The first leaking word or phrase in `text`, or None."""
+    """The first leak in `text`, the whole word it starts ("Visualized"), or None."""
     m = pattern.search(text) if pattern else None
     return m.group(0) if m else None
 
@@ -96,7 +84,8 @@ def repeated_ngram(text: str, n: int, max_repeats: int) -> bool:
 
 
 def four_phase_structure(text: str, min_words: int) -> str | None:
-    """Why a teacher trace fails MMFR's structural checks, or None: one think block, balanced answer tags, length."""
+    """Why a teacher trace fails MMFR's structural checks, or None: one think block, balanced answer tags,
+    a final answer after the thought (MMFR answers after </think>; one inside the thought is not it), length."""
     if len(_THINK_OPEN.findall(text)) != 1 or len(_THINK_CLOSE.findall(text)) != 1:
         return "think_blocks"
     opens = len(re.findall(r"<answer>", text, re.IGNORECASE))
@@ -105,15 +94,8 @@ def four_phase_structure(text: str, min_words: int) -> str | None:
         return "answer_tags_unbalanced"
     if opens == 0:
         return "no_answer"
+    if not _ANSWER.search(text, _THINK_CLOSE.search(text).end()):
+        return "answer_inside_think"
     if len(text.split()) < min_words:
         return "too_short"
     return None
-
-
-_VERDICT = re.compile(r"\b(equivalent|different)\b", re.IGNORECASE)
-
-
-def judge_verdict(text: str) -> bool | None:
-    """The judge's last word on it: True for Equivalent, False for Different, None when it gave neither."""
-    found = _VERDICT.findall(text)
-    return None if not found else found[-1].lower() == "equivalent"

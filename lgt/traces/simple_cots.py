@@ -5,7 +5,7 @@ runs out of tokens and the model answers after it; such samples are marked
 `forced_close` and kept only when the recipe says so (`keep_forced`).
 
 Each sample is parsed into its thought and answer and marked correct against
-the gold option only (`lgt.traces.parse.choice_of`). Failed calls, unparseable
+the gold option only (`lgt.answers.choice_in_answer`). Failed calls, unparseable
 replies and exact duplicates (same question, same reply) are dropped and
 counted by reason.
 """
@@ -19,11 +19,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from lgt.answers import choice_in_answer
 from lgt.engines import EngineFor, Request
 from lgt.ids import content_id
 from lgt.recipe import SimpleCotsStage
 from lgt.results import StageResult
-from lgt.traces.parse import Parsed, choice_of, letter, parse_think_answer
+from lgt.traces.parse import Parsed, letter, parse_think_answer
 from lgt.traces.requests import question_requests
 from schemas.traces import SIMPLE_COTS_ARROW
 from schemas.vocab import simple_category
@@ -70,7 +71,7 @@ def build_simple_cots(
                 rejects["duplicate"] += 1
                 continue
             seen.add((q["question_id"], response))
-            choice = letter(choice_of(parsed.answer, q["options"]))
+            choice = letter(choice_in_answer(parsed.answer, q["options"]))
             correct = choice == q["gold_letter"]
             rows.append(
                 {

@@ -7,6 +7,7 @@ from collections import Counter
 import pandas as pd
 import pandera.errors
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from lgt.datasets.training_sets import (
@@ -14,7 +15,10 @@ from lgt.datasets.training_sets import (
     build_rl,
     build_sft,
     canonical_answer,
+    check_rl_disjoint,
     dpo_candidates,
+    held_out_count,
+    held_out_questions,
     target_text,
     weighted_sample,
 )
@@ -176,8 +180,8 @@ def tables(questions=(), simples=(), longs=(), fours=(), diffs=()):
     )
 
 
-def sft(qs=(), ss=(), ls=(), fs=(), ds=(), **stage):
-    return build_sft(*tables(qs, ss, ls, fs, ds), SftStage(**stage))
+def sft(qs=(), ss=(), ls=(), fs=(), ds=(), held_out=frozenset(), **stage):
+    return build_sft(*tables(qs, ss, ls, fs, ds), SftStage(**stage), held_out)
 
 
 QA, QB, QC = "aa" * 16, "bb" * 16, "cc" * 16
@@ -259,9 +263,7 @@ ALL_CANDIDATES = [
     ("O>O->X", "a2", "a2e1"),
     ("O>O->X", "b1", "b1e1"),
     ("X->O>X->X", "a3e1", "a3e2"),
-    ("X->O>X->X", "c1e1", "c1e2"),
-    ("X->O>X->X", "c1e1", "c2e1"),
-    ("X->O>X->X", "c2e2", "c1e2"),
+    ("X->O>X->X", "c1e1", "c1e2"),  # not (c1e1, c2e1) nor (c2e2, c1e2): the two expand different simple CoTs
     ("X->O>X->X", "c2e2", "c2e1"),
     ("X->O>X", "a3e1", "a3"),
     ("X->O>X", "c1e1", "c1"),
@@ -281,37 +283,65 @@ def test_every_rule_makes_exactly_the_hand_worked_pairs_before_dedup():
     cands = dpo_candidates(*crafted_traces(), DpoStage().rules)
     assert triples(cands) == ALL_CANDIDATES
     # every trace has its own thought, so texts differ exactly where ids do
-    assert len({(r["chosen"], r["rejected"]) for r in cands}) == len(cands) == 15
+    assert len({(r["chosen"], r["rejected"]) for r in cands}) == len(cands) == 13
 
 
 def test_dedup_keeps_the_first_pair_per_chosen_then_per_rejected():
     res = build_dpo(*crafted_traces(), DpoStage())
-    # chosen dedup keeps the first use of a1, a2, b1, a3e1, c1e1, c2e2 (pairs 1-5 and 7 above);
-    # rejected dedup then drops (c2e2, c1e2): c1e2 was already rejected by c1e1
+    # chosen dedup keeps the first use of a1, a2, b1, a3e1, c1e1, c2e2 (pairs 1-6 above) and drops the other 7;
+    # their rejected texts all differ, so rejected dedup drops none (it does in the next two tests)
     assert triples(res.table.to_pylist()) == [
         ("O>O->X", "a1", "a1e2"),
         ("O>O->X", "a2", "a2e1"),
         ("O>O->X", "b1", "b1e1"),
         ("X->O>X->X", "a3e1", "a3e2"),
         ("X->O>X->X", "c1e1", "c1e2"),
+        ("X->O>X->X", "c2e2", "c2e1"),
     ]
-    assert res.rejects == Counter(duplicate_chosen=9, duplicate_rejected=1)
+    assert res.rejects == Counter(duplicate_chosen=7)
     assert res.funnel == {
-        "candidates": 15,
+        "candidates": 13,
         "candidates O>O->X": 3,
-        "candidates X->O>X->X": 5,
+        "candidates X->O>X->X": 3,
         "candidates X->O>X": 3,
         "candidates O>X": 2,
         "candidates O>X->X": 2,
-        "pairs": 5,
+        "pairs": 6,
         "pairs O>O->X": 3,
-        "pairs X->O>X->X": 2,
+        "pairs X->O>X->X": 3,
         "pairs X->O>X": 0,
         "pairs O>X": 0,
         "pairs O>X->X": 0,
     }
-    assert res.by_family == Counter({"O>O->X": 3, "X->O>X->X": 2})
+    assert res.by_family == Counter({"O>O->X": 3, "X->O>X->X": 3})
     DpoSchema.validate(res.table.to_pandas())
+
+
+def test_x_o_over_x_x_pairs_expansions_of_one_simple_cot():
+    """Chosen and rejected continue the same wrong simple CoT, so they share its prefix (LPT groups by it).
+
+    Question QC: X c1 -> X->O c1e1, c1e3, X->X c1e2; X c2 -> X->X c2e1 only. The old rule paired across
+    simple CoTs: (c1e1, c2e1) and (c1e3, c2e1) too.
+    """
+    qs, ss, ls = tables(
+        [question(QC)],
+        [simple("c1", QC, "X"), simple("c2", QC, "X")],
+        [
+            long("c1e1", "c1", QC, "X->O", thought="c1 thought. Wait, it is B"),
+            long("c1e2", "c1", QC, "X->X", thought="c1 thought. Hmm, it is D"),
+            long("c1e3", "c1", QC, "X->O", thought="c1 thought. Alternatively, B"),
+            long("c2e1", "c2", QC, "X->X", thought="c2 thought. Wait, D"),
+        ],
+    )[:3]
+    cands = dpo_candidates(qs, ss, ls, ["X->O>X->X"])
+    assert triples(cands) == [("X->O>X->X", "c1e1", "c1e2"), ("X->O>X->X", "c1e3", "c1e2")]
+    parent = {r["trace_id"]: r["cot_id"] for r in ls.to_pylist()}
+    for r in cands:
+        assert parent[r["chosen_id"]] == parent[r["rejected_id"]] == hid("c1")
+        assert r["chosen"].startswith("<think> c1 thought.") and r["rejected"].startswith("<think> c1 thought.")
+    res = build_dpo(qs, ss, ls, DpoStage(rules=["X->O>X->X"]))
+    assert triples(res.table.to_pylist()) == [("X->O>X->X", "c1e1", "c1e2")]  # c1e2 is rejected once
+    assert res.rejects == Counter(duplicate_rejected=1)
 
 
 def test_rule_order_decides_which_duplicate_survives():
@@ -389,22 +419,75 @@ def pool_of(sizes):
 
 
 @pytest.mark.parametrize(
-    "sizes, fraction, min_per_question, drawn",
+    "sizes, fraction, drawn",
     [
-        ((10, 8, 7), 0.1, 1, (1, 1, 1)),  # 25 traces: total ceil(2.5) = 3, quota ceil(3 / 3) = 1
-        ((10, 8, 7), 0.5, 1, (5, 5, 5)),  # total ceil(12.5) = 13, quota ceil(13 / 3) = 5
-        ((10, 2, 1), 0.6, 1, (3, 2, 1)),  # total ceil(7.8) = 8, quota 3; small questions give all they have
-        ((10, 8, 7), 0.1, 2, (2, 2, 2)),  # quota max(2, 1)
-        ((30,), 0.1, 1, (3,)),  # 0.1 * 30 is 3.0000000000000004 in floats: still total 3, not 4
-        ((10, 0, 10), 0.1, 1, (1, 0, 1)),  # total 2 over the 2 questions that have a pool
+        # 25 traces: total floor(12.5) = 12, quota 12 // 3 = 4 (the old ceil gave 13 and quota 5: 15)
+        ((10, 8, 7), 0.5, (4, 4, 4)),
+        # total floor(7.8) = 7, quota 2: 2 + 2 + 1, the 2 left filled from the first question's 8 left
+        ((10, 2, 1), 0.6, (4, 2, 1)),
+        ((30,), 0.1, (3,)),  # 0.1 * 30 is 3.0000000000000004 in floats: total 3
+        ((100,), 0.29, (29,)),  # 0.29 * 100 is 28.999999999999996 in floats: still 29, not 28
+        ((9,), 0.1, (0,)),  # LPT's int(0.9) = 0: nothing (the old ceil kept one)
+        ((10, 0, 10), 0.1, (1, 0, 1)),  # total 2 over the 2 questions that have a pool
     ],
 )
-def test_pool_quota(sizes, fraction, min_per_question, drawn):
+def test_pool_total_is_the_fraction_rounded_down(sizes, fraction, drawn):
     qs, ss = pool_of(sizes)
-    res = sft(qs, ss, fraction=fraction, min_per_question=min_per_question)
+    res = sft(qs, ss, fraction=fraction)
     per_q = Counter(res.table["question_id"].to_pylist())
     assert tuple(per_q[q["question_id"]] for q in qs) == drawn
     assert res.funnel["pool"] == sum(sizes) and res.funnel["pool_drawn"] == sum(drawn)
+
+
+def test_pool_total_is_exact_when_the_quota_rounds_to_zero():
+    """100 questions x 5 O traces at 10 %: exactly 50 (LPT's int(500 * 0.1)); the old code kept 100, one each.
+
+    The quota 50 // 100 = 0 is raised to min_per_question = 1 as far as the total allows: 50 questions get one.
+    """
+    qs, ss = pool_of((5,) * 100)
+    res = sft(qs, ss, fraction=0.1)
+    per_q = Counter(res.table["question_id"].to_pylist())
+    assert res.table.num_rows == res.funnel["pool_drawn"] == 50
+    assert len(per_q) == 50 and set(per_q.values()) == {1}
+
+
+def test_a_raised_quota_goes_round_by_round_to_a_uniform_sample_of_questions():
+    """10 questions x 5 traces at 30 %, min_per_question 2: total 15, so every question gets one, 5 get two.
+
+    (The old code gave every question 2: 20.) Which 5 get a second is uniform: over 300 seeds each question's
+    frequency has standard deviation sqrt(0.25 / 300) = 0.029; 4 of them is the tolerance.
+    """
+    qs, ss = pool_of((5,) * 10)
+    tabs = tables(qs, ss)
+    n, second = 300, Counter()
+    for seed in range(n):
+        per_q = Counter(build_sft(*tabs, SftStage(fraction=0.3, min_per_question=2, seed=seed)).table["question_id"])
+        assert sorted(per_q.values()) == [1] * 5 + [2] * 5 and len(per_q) == 10
+        second.update(str(q) for q, c in per_q.items() if c == 2)
+    for q in qs:
+        assert abs(second[q["question_id"]] / n - 0.5) < 4 * math.sqrt(0.25 / n), second[q["question_id"]]
+
+
+def test_the_remainder_is_filled_by_rank_weight():
+    """Two questions with 3 and 1 traces at 75 %: total 3, quota 1 each, then one more from the first question.
+
+    The first question's draw takes rank 0, 1, 2 (weights 1, 1/2, 1/4) with p = 4/7, 2/7, 1/7; the fill then
+    takes one of the other two in proportion to weight. So a rank is left out with probability
+    P(out 2) = 4/7 * 2/3 + 2/7 * 4/5 = 0.6095, P(out 1) = 4/7 * 1/3 + 1/7 * 2/3 = 0.2857 and
+    P(out 0) = 2/7 * 1/5 + 1/7 * 1/3 = 0.1048 (a uniform fill, as LPT's, would leave out rank 2 with p 3/7).
+    Over 2,000 seeds a frequency's standard deviation is at most 0.0110; 4 of them.
+    """
+    qs, ss = pool_of((3, 1))
+    tabs = tables(qs, ss)
+    n, out = 2000, Counter()
+    for seed in range(n):
+        res = build_sft(*tabs, SftStage(fraction=0.75, seed=seed))
+        assert Counter(res.table["question_id"].to_pylist()) == {qs[0]["question_id"]: 2, qs[1]["question_id"]: 1}
+        kept = {int(t[2:5]) for t in res.table["trace_id"].to_pylist() if t.startswith("00")}
+        (left,) = {0, 1, 2} - kept  # trace j of question 0 is "00" + j in 3 hex digits, j + 1 long: rank 2 - j
+        out[2 - left] += 1
+    for rank, p in [(2, 4 / 7 * 2 / 3 + 2 / 7 * 4 / 5), (1, 4 / 7 / 3 + 1 / 7 * 2 / 3), (0, 2 / 7 / 5 + 1 / 7 / 3)]:
+        assert abs(out[rank] / n - p) < 4 * math.sqrt(p * (1 - p) / n), (rank, out[rank] / n, p)
 
 
 def test_rank_weights_by_length_with_ties_by_id():
@@ -421,6 +504,32 @@ def test_rank_weights_by_length_with_ties_by_id():
     assert res.by_family == Counter({"O": 3, "O->O": 2})
 
 
+def test_the_remainder_goes_by_weight_not_to_questions_in_turn():
+    """Questions of 3 and 2 traces at 60 %: total 3, quota 3 // 2 = 1, then one more by weight.
+
+    After the quota the first question has two traces left, of weight 0.75, 1.25 or 1.5 in all (its draw
+    took rank 0, 1 or 2: p 4/7, 2/7, 1/7); the second has one, of weight 0.5 or 1 (p 2/3, 1/3). The fill
+    goes to the first with probability E[r0 / (r0 + r1)] = 0.5992; a quota rounded up, whose second round
+    goes to a uniform question, would give 0.5. Over 2,000 seeds the standard deviation is 0.011; 4 of them.
+    """
+    qs, ss = pool_of((3, 2))
+    tabs = tables(qs, ss)
+    p = sum(
+        p0 * p1 * r0 / (r0 + r1)
+        for r0, p0 in [(0.75, 4 / 7), (1.25, 2 / 7), (1.5, 1 / 7)]
+        for r1, p1 in [(0.5, 2 / 3), (1, 1 / 3)]
+    )
+    n = 2000
+    first = sum(
+        Counter(build_sft(*tabs, SftStage(fraction=0.6, seed=seed)).table["question_id"].to_pylist())[
+            qs[0]["question_id"]
+        ]
+        == 2
+        for seed in range(n)
+    )
+    assert abs(p - 0.5992) < 1e-4 and abs(first / n - p) < 4 * math.sqrt(p * (1 - p) / n), first / n
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_rank_frequencies_for_a_quota_of_one(seed):
     """4,000 questions of 4 traces each, quota 1: rank r is drawn with probability 0.5**r / 1.875.
@@ -432,30 +541,58 @@ def test_rank_frequencies_for_a_quota_of_one(seed):
     n = 4000
     qids = [f"{i:08x}".ljust(32, "e") for i in range(n)]
     ss = [simple(f"{i:08x}{r}", qid, "O", thought="x" * (40 - 10 * r)) for i, qid in enumerate(qids) for r in range(4)]
-    res = sft([question(q) for q in qids], ss, fraction=0.1, seed=seed)  # total 1600, quota max(1, ceil(0.4)) = 1
-    assert res.funnel["pool_drawn"] == n
+    res = sft([question(q) for q in qids], ss, fraction=0.25, seed=seed)  # total 4000, quota 1, nothing to fill
+    assert res.funnel["pool_drawn"] == n and len(set(res.table["question_id"].to_pylist())) == n
     ranks = Counter(int(t[8]) for t in res.table["trace_id"].to_pylist())  # the digit after the question number
     for r in range(4):
         p = 0.5**r / 1.875
         assert abs(ranks[r] / n - p) < 4 * math.sqrt(p * (1 - p) / n), (r, ranks[r] / n, p)
 
 
+def rank_weight(trace, traces, length):
+    """0.5 ** (the X->O trace's rank among its question's by `length`, longest first, ties by id)."""
+    same = [t for t in traces if t["question_id"] == trace["question_id"]]
+    return 0.5 ** sorted(same, key=lambda t: (-length(t), t["trace_id"])).index(trace)
+
+
 def test_x_to_o_matches_the_pool_draw():
     qs, ss = pool_of((10, 10, 10))  # fraction 0.1: one per question, 3 drawn
-    xo = [long(f"f{i}", "e", qs[i % 3]["question_id"], "X->O") for i in range(8)]
+    xo = [long(f"f{i}", "e", qs[i % 3]["question_id"], "X->O", added_chars=10 + i) for i in range(8)]
     res = sft(qs, ss, xo, fraction=0.1)
     assert (res.funnel["pool_drawn"], res.funnel["x_to_o"], res.funnel["x_to_o_drawn"]) == (3, 8, 3)
     rows = res.table.to_pylist()
     assert [r["category"] for r in rows] == ["O"] * 3 + ["X->O"] * 3
-    assert all(r["weight"] == 10.0 for r in rows[3:])  # the added_chars each was drawn with
+    assert len({r["question_id"] for r in rows[3:]}) == 3  # quota 3 // 3 = 1 each
+    by_id = {t["trace_id"]: t for t in xo}
+    for r in rows[3:]:  # the weight each was drawn with: 0.5 ** rank by added length in its question
+        assert r["weight"] == rank_weight(by_id[r["trace_id"]], xo, lambda t: t["added_chars"])
     few = sft(qs, ss, xo[:2], fraction=0.1)
     assert few.funnel["x_to_o_drawn"] == 2 and few.by_family == Counter({"O": 3, "X->O": 2})
 
 
-def test_x_to_o_draw_is_weighted_by_added_chars():
-    """One pool trace drawn, so one X->O of three with 100, 200, 700 added chars: p = 0.1, 0.2, 0.7.
+def test_x_to_o_gets_an_equal_quota_per_question():
+    """4 questions of 30 pool traces at 10 %: 12 drawn, so 12 X->O, 12 // 4 = 3 from each question.
 
-    Over 2,000 seeds the standard deviation of a frequency is at most sqrt(0.21 / 2000) = 0.0102; 4 of them.
+    The first question's 20 X->O added 1,000+ characters, the others' 10+: the old global draw by added
+    length took nearly all 12 from the first question.
+    """
+    qs, ss = pool_of((30,) * 4)
+    xo = [long(f"f0{i:02x}", "e", qs[0]["question_id"], "X->O", added_chars=1000 + i) for i in range(20)]
+    xo += [
+        long(f"f{q}{i:02x}", "e", qs[q]["question_id"], "X->O", added_chars=10 + i) for q in (1, 2, 3) for i in range(5)
+    ]
+    for seed in range(5):
+        res = sft(qs, ss, xo, fraction=0.1, seed=seed)
+        rows = [r for r in res.table.to_pylist() if r["category"] == "X->O"]
+        assert res.funnel["pool_drawn"] == res.funnel["x_to_o_drawn"] == 12
+        assert Counter(r["question_id"] for r in rows) == {q["question_id"]: 3 for q in qs}
+
+
+def test_x_to_o_draw_is_weighted_by_the_rank_of_added_length():
+    """One pool trace drawn, so one X->O of three with 100, 200, 700 added chars: ranks 2, 1, 0, weights
+    1/4, 1/2, 1, so p = 1/7, 2/7, 4/7 (the old draw by added length itself gave 0.1, 0.2, 0.7).
+
+    Over 2,000 seeds the standard deviation of a frequency is at most sqrt(0.25 / 2000) = 0.0112; 4 of them.
     """
     qs, ss = [question(QA)], [simple("a1", QA, "O")]
     ls = [
@@ -466,10 +603,11 @@ def test_x_to_o_draw_is_weighted_by_added_chars():
     tabs = tables(qs, ss, ls)
     n, drawn = 2000, Counter()
     for seed in range(n):
-        rows = build_sft(*tabs, SftStage(seed=seed)).table.to_pylist()
-        drawn += Counter(r["trace_id"].rstrip("0") for r in rows if r["category"] == "X->O")
-    for name, p in [("a9e1", 0.1), ("a9e2", 0.2), ("a9e3", 0.7)]:
-        assert abs(drawn[name] / n - p) < 4 * math.sqrt(p * (1 - p) / n), (name, drawn[name] / n)
+        rows = build_sft(*tabs, SftStage(fraction=1.0, seed=seed)).table.to_pylist()
+        drawn += Counter((r["trace_id"].rstrip("0"), r["weight"]) for r in rows if r["category"] == "X->O")
+    assert set(drawn) == {("a9e1", 0.25), ("a9e2", 0.5), ("a9e3", 1.0)}
+    for name, w, p in [("a9e1", 0.25, 1 / 7), ("a9e2", 0.5, 2 / 7), ("a9e3", 1.0, 4 / 7)]:
+        assert abs(drawn[name, w] / n - p) < 4 * math.sqrt(p * (1 - p) / n), (name, drawn[name, w] / n)
 
 
 def test_sft_is_deterministic_in_the_seed_and_not_in_row_order():
@@ -499,7 +637,7 @@ def test_sft_rows_carry_canonical_answers_targets_and_lineage():
     assert rows["a1"]["target"] == "<think> two squares </think> <answer> (B) </answer>"
     assert rows["a1"]["thought"] == "two squares" and rows["a1"]["call_keys"] == ["key-a1"]
     assert rows["b1"]["answer"] == "B." and rows["b1"]["split"] == "stage1"
-    assert rows["c1e1"]["answer"] == "two" and rows["c1e1"]["weight"] == 33.0
+    assert rows["c1e1"]["answer"] == "two" and rows["c1e1"]["weight"] == 1.0  # rank 0 of its question's X->O
     assert rows["c1e1"]["call_keys"] == ["key-c1", "key-c1e1"] and rows["c1e1"]["category"] == "X->O"
     assert (rows["c1e1"]["split"], rows["c1e1"]["family"]) == ("stage2", "combine")
     assert rows["f1"]["category"] == "four_phase" and rows["f1"]["weight"] == 1.0
@@ -570,10 +708,10 @@ def test_rl_joins_pass_rates_and_keeps_the_subset(subset, kept, rejects):
     qs = [question(Q0), question(QH, stage=2, family="chain"), question(Q1, answer_format="text"), question(QN)]
     ds = [difficulty(Q0, 0), difficulty(QH, 2), difficulty(Q1, 4), difficulty("ff" * 16, 1)]  # one for no question
     q, _, _, _, d = tables(qs, diffs=ds)
-    res = build_rl(q, d, RlStage(subset=subset))
+    res = build_rl(q, d, RlStage(subset=subset, rl_holdout=4))  # all four held out
     rows = {r["question_id"]: r for r in res.table.to_pylist()}
     assert list(rows) == kept and res.rejects == Counter(rejects)
-    assert res.funnel == {"questions": 4, "with_pass_rate": 3, "rows": len(kept)}
+    assert res.funnel == {"questions": 4, "held_out": 4, "with_pass_rate": 3, "rows": len(kept)}
     rates = {Q0: 0.0, QH: 0.5, Q1: 1.0}
     for qid, r in rows.items():
         assert r["pass_rate"] == rates[qid] if qid in rates else math.isnan(r["pass_rate"])
@@ -587,9 +725,99 @@ def test_rl_joins_pass_rates_and_keeps_the_subset(subset, kept, rejects):
 
 def test_rl_schema_rejects_a_gold_that_is_not_its_option():
     q, _, _, _, d = tables([question(Q0), question(QH)], diffs=[difficulty(Q0, 0)])
-    table = build_rl(q, d, RlStage()).table
+    table = build_rl(q, d, RlStage(rl_holdout=2)).table
     RlSchema.validate(table.to_pandas())
     rows = table.to_pylist()
     rows[0]["gold_letter"] = "C"
     with pytest.raises(pandera.errors.SchemaError):
         RlSchema.validate(pa.Table.from_pylist(rows, schema=table.schema).to_pandas())
+
+
+# --- the RL holdout ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n, rl_holdout, want",
+    [
+        (100, 0.02, 2),
+        (49, 0.02, 0),  # rounded down: a small shard holds out none at 2 %
+        (100, 0.29, 29),  # 0.29 * 100 is 28.999999999999996 in floats
+        (1000, 0.5, 500),
+        (10, 3, 3),
+        (2, 5, 2),  # a count beyond the shard holds out all of it
+        (10, 0, 0),
+    ],
+)
+def test_holdout_size_for_a_fraction_and_a_count(n, rl_holdout, want):
+    assert held_out_count(n, rl_holdout) == want
+    ids = [f"{i:04x}".ljust(32, "a") for i in range(n)]
+    held = held_out_questions(ids, RlStage(rl_holdout=rl_holdout))
+    assert len(held) == want and held <= set(ids)
+
+
+def test_holdout_rejects_what_is_neither_a_fraction_nor_a_count():
+    for bad in (1.0, 1.5, -0.1, -1, True, "2"):
+        with pytest.raises(ValueError, match="rl_holdout"):
+            RlStage(rl_holdout=bad)
+
+
+def test_holdout_is_a_pure_uniform_function_of_ids_count_and_seed():
+    """10 ids, 3 held out: each is held out with p 0.3 over seeds; 3,000 seeds give a standard deviation of
+    sqrt(0.21 / 3000) = 0.0084, and 4 of them is the tolerance. Order and repeats of the ids do not matter."""
+    ids = [f"{i:02x}".ljust(32, "b") for i in range(10)]
+    first = held_out_questions(ids, RlStage(rl_holdout=3, seed=5))
+    assert first == held_out_questions(list(reversed(ids)) + ids[:4], RlStage(rl_holdout=3, seed=5))
+    assert first == held_out_questions(ids, RlStage(rl_holdout=0.3, seed=5))  # 30 % of 10 is the same 3
+    n, counts = 3000, Counter()
+    for seed in range(n):
+        counts.update(held_out_questions(ids, RlStage(rl_holdout=3, seed=seed)))
+    for q in ids:
+        assert abs(counts[q] / n - 0.3) < 4 * math.sqrt(0.21 / n), (q, counts[q] / n)
+    # a larger count holds out a superset: each id has one rank per seed
+    assert first <= held_out_questions(ids, RlStage(rl_holdout=6, seed=5))
+
+
+def test_rl_is_the_holdout_and_sft_and_dpo_leave_it_out():
+    """Crafted traces: QA has 8 traces (3 simple, 5 long), QB 4, QC 6. For each seed, one question is held out:
+    it is the one RL prompt, and none of its traces is in SFT or DPO, each counted as rl_holdout."""
+    qs, ss, ls = crafted_traces()
+    traces = Counter(ss["question_id"].to_pylist() + ls["question_id"].to_pylist())
+    sft_traces = Counter(
+        r["question_id"] for r in ss.to_pylist() + ls.to_pylist() if r["category"] in ("O", "O->O", "X->O")
+    )
+    _, _, _, fs, ds = tables()
+    seen = set()
+    for seed in range(12):
+        stage = RlStage(rl_holdout=1, seed=seed)
+        held = held_out_questions(qs["question_id"].to_pylist(), stage)
+        (h,) = held
+        seen.add(h)
+        rl = build_rl(qs, ds, stage)
+        sft_res = build_sft(qs, ss, ls, fs, ds, SftStage(fraction=1.0), held)
+        dpo_res = build_dpo(qs, ss, ls, DpoStage(), held)
+        assert rl.table["question_id"].to_pylist() == [h] and rl.rejects == Counter(not_held_out=2)
+        assert h not in sft_res.table["question_id"].to_pylist() + dpo_res.table["question_id"].to_pylist()
+        assert sft_res.rejects["rl_holdout"] == sft_traces[h] and dpo_res.rejects["rl_holdout"] == traces[h]
+        check_rl_disjoint(rl.table, sft_data=sft_res.table, dpo_pairs=dpo_res.table)
+        # the other questions still train: every one with a correct trace has SFT rows
+        assert set(sft_res.table["question_id"].to_pylist()) == {QA, QB, QC} - held
+    assert seen == {QA, QB, QC}  # over the seeds each question is held out at some point
+
+
+def test_the_disjointness_check_names_the_overlap():
+    """The old RL set was every question: it overlaps SFT and DPO, and the check says where."""
+    qs, ss, ls = crafted_traces()
+    _, _, _, fs, ds = tables()
+    everything = build_rl(qs, ds, RlStage(rl_holdout=3)).table
+    sft_table = build_sft(qs, ss, ls, fs, ds, SftStage(fraction=1.0)).table
+    dpo_table = build_dpo(qs, ss, ls, DpoStage()).table
+    with pytest.raises(
+        ValueError, match=f"3 question\\(s\\) are both RL prompts and in sft_data, e.g. question_id {QA}"
+    ):
+        check_rl_disjoint(everything, sft_data=sft_table, dpo_pairs=dpo_table)
+    only_qb = everything.filter(pc.equal(everything["question_id"], QB))
+    without_qb = sft_table.filter(pc.not_equal(sft_table["question_id"], QB))
+    with pytest.raises(
+        ValueError, match=f"1 question\\(s\\) are both RL prompts and in dpo_pairs, e.g. question_id {QB}"
+    ):
+        check_rl_disjoint(only_qb, sft_data=without_qb, dpo_pairs=dpo_table)

@@ -88,7 +88,9 @@ def test_banned_words_and_stop_strings(vllm):
 def test_seeded_prompts_beyond_one_steps_token_budget(vllm):
     """Seeded samples whose prompts pass vLLM's 4,096-token step budget together (~9,300 tokens here) take several
     scheduler steps; with chunked prefill the CPU build died on them ("CPU Generator does not use offset"), so on a
-    CPU prompts are prefilled whole. Every sample comes back, and each equals the same request run alone."""
+    CPU prompts are prefilled whole. Every sample comes back, a seed repeated in one batch gives the same text, and
+    each request run alone comes back too. (Not the same text as in the batch: vLLM's CPU kernels are not batch
+    invariant, and a seeded sample at temperature 0.9 drifts after a few tokens on some CPUs.)"""
     colours = ("red", "blue", "green")
     texts = [" ".join(f"item {i} is {colours[(i + k) % 3]}." for i in range(400)) for k in range(3)]  # ~3,100 tokens
     reqs = [
@@ -105,7 +107,7 @@ def test_seeded_prompts_beyond_one_steps_token_budget(vllm):
     assert sum(s.prompt_tokens for s in together) > 4096
     assert together[0].text == together[3].text
     alone = [_run(vllm, [r])[0] for r in reqs]
-    assert [s.text for s in alone] == [s.text for s in together[:3]]
+    assert all(s.ok and s.text for s in alone), [s.error_detail for s in alone]
 
 
 RUN = textwrap.dedent(

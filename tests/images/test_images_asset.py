@@ -117,7 +117,15 @@ def test_schema_check_reports_failures_as_metadata():
                 "caption": "",
                 "metadata": "{}",
                 "objects": [
-                    {"object_id": "0", "label": "a", "bbox_xyxy": [0, 0, 20, 5], "attributes": [], "area": 100.0}
+                    {
+                        "object_id": "0",
+                        "label": "a",
+                        "bbox_xyxy": [0, 0, 20, 5],
+                        "attributes": [],
+                        "area": 100.0,
+                        "area_from": "box",
+                        "crowd": False,
+                    }
                 ],
             }
         ],

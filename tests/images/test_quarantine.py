@@ -23,6 +23,12 @@ from schemas.images import QUARANTINE_REASONS, ImagesQuarantineSchema, ImagesSch
 from tests.fixtures import BLUE, GREEN, RED, png, sha32, write
 
 
+@pytest.fixture(autouse=True)
+def _lgt_home(tmp_path, monkeypatch):
+    """COCO reads write their index under $LGT_HOME/cache: keep it in the test's own folder."""
+    monkeypatch.setenv("LGT_HOME", str(tmp_path / "lgt-home"))
+
+
 def noisy_png(size=(64, 48), seed=0) -> bytes:
     """Incompressible pixels, so cutting the file in half cuts into the image data."""
     buf = io.BytesIO()
@@ -91,7 +97,15 @@ def docci(tmp_path, bad_line, files=None, bad_boxes=None, limits=Limits()):
     assert (r0["image_id"], r1["image_id"]) == (sha32(G0), sha32(G1))
     assert (r0["caption"], r1["caption"]) == ("A red image.", "A blue image.")
     assert r0["objects"] == [
-        {"object_id": "0", "label": "square", "bbox_xyxy": [4.0, 4.0, 20.0, 20.0], "attributes": [], "area": 256.0}
+        {
+            "object_id": "0",
+            "label": "square",
+            "bbox_xyxy": [4.0, 4.0, 20.0, 20.0],
+            "attributes": [],
+            "area": 256.0,
+            "area_from": "box",
+            "crowd": False,
+        }
     ]
     assert r1["objects"] == [] and (r1["width"], r1["height"]) == (64, 48)
     assert [json.loads(r["metadata"])["row"] for r in (r0, r1)] == [0, 2]
@@ -318,8 +332,10 @@ def coco_bad(tmp_path, **kw):
             "object_id": "1",
             "label": "dog",
             "bbox_xyxy": [10.0, 5.0, 30.0, 20.0],
-            "attributes": [{"key": "iscrowd", "value": "false"}, {"key": "supercategory", "value": "animal"}],
+            "attributes": [{"key": "supercategory", "value": "animal"}],
             "area": 300.0,
+            "area_from": "box",
+            "crowd": False,
         }
     ]
     assert r3["objects"] == [
@@ -327,8 +343,10 @@ def coco_bad(tmp_path, **kw):
             "object_id": "3",
             "label": "crowd",
             "bbox_xyxy": [0.0, 0.0, 32.0, 24.0],
-            "attributes": [{"key": "iscrowd", "value": "true"}],
+            "attributes": [],
             "area": 768.0,
+            "area_from": "box",
+            "crowd": True,
         }
     ]
     assert (q["source"], q["row"], q["file"]) == ("c", 1, str(src.instances))
@@ -443,6 +461,25 @@ def test_coco_image_too_large(tmp_path):
     assert (q["reason"], q["detail"]) == ("image_too_large", "64x49 = 3136 pixels > max_pixels 3072")
 
 
+def test_a_non_image_detail_names_the_file(tmp_path):
+    """PIL names the in-memory buffer ("<_io.BytesIO object at 0x…>"); the detail names the file instead."""
+    result, _ = coco(tmp_path, bad_image={"id": 2, "file_name": "notes.jpg"}, files={"notes.jpg": b"shopping list\n"})
+    (q,) = result.quarantine.to_pylist()
+    assert (q["reason"], q["field"], q["row"], q["image_path"]) == ("image_unreadable", "image", 1, "notes.jpg")
+    assert q["detail"] == "notes.jpg: UnidentifiedImageError: cannot identify image file"
+    assert "BytesIO" not in q["detail"]
+
+
+def test_a_pil_detail_without_a_path_names_the_file_and_row(tmp_path):
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"img": pa.array([png(RED), b"GIF89a"], type=pa.binary())}), path)
+    result = run(ParquetSource(kind="parquet", name="p", path=path, columns=ParquetColumns(image="img")))
+    (q,) = result.quarantine.to_pylist()
+    assert (q["reason"], q["row"], q["image_path"]) == ("image_unreadable", 1, None)
+    assert q["detail"].startswith(f"{path} row 1: ")
+    assert "BytesIO" not in q["detail"]
+
+
 # --- parquet: u0 (good), <bad>, u2 (good) ------------------------------------
 
 P0, P2 = png(RED), png(BLUE)
@@ -475,7 +512,15 @@ def parquet_bad(tmp_path, image, caption=b"Two.", uid="u1", objects=()):
     r0, r2 = result.images.to_pylist()
     assert (r0["image_id"], r2["image_id"]) == (sha32(P0), sha32(P2))
     assert (r0["caption"], r2["caption"]) == ("Zero.", "Tw\u00f6.")  # binary captions decode as UTF-8
-    dog = {"object_id": "0", "label": "dog", "bbox_xyxy": [10.0, 5.0, 30.0, 20.0], "attributes": [], "area": 300.0}
+    dog = {
+        "object_id": "0",
+        "label": "dog",
+        "bbox_xyxy": [10.0, 5.0, 30.0, 20.0],
+        "attributes": [],
+        "area": 300.0,
+        "area_from": "box",
+        "crowd": False,
+    }
     assert r0["objects"] == [dog] and r2["objects"] == []
     assert [json.loads(r["metadata"])["row"] for r in (r0, r2)] == [0, 2]
     assert (q["source"], q["row"], q["file"]) == ("p", 1, str(path))

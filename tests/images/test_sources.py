@@ -16,6 +16,12 @@ from schemas.images import ImagesQuarantineSchema, ImagesSchema
 from tests.fixtures import BLUE, GREEN, RED, jpeg, jsonl, png, sha32, write
 
 
+@pytest.fixture(autouse=True)
+def _lgt_home(tmp_path, monkeypatch):
+    """COCO reads write their index under $LGT_HOME/cache: keep it in the test's own folder."""
+    monkeypatch.setenv("LGT_HOME", str(tmp_path / "lgt-home"))
+
+
 def build(src, shard=0):
     result = build_shard(read_shard(src, shard))
     assert result.input_rows == result.images.num_rows + result.quarantine.num_rows
@@ -90,15 +96,19 @@ def test_coco_rows_exact(tmp_path):
             "object_id": "10",
             "label": "dog",
             "bbox_xyxy": [10.0, 5.0, 30.0, 20.0],  # xywh [10, 5, 20, 15]
-            "attributes": attrs(iscrowd="false", segmentation_area="250.5", supercategory="animal"),
-            "area": 300.0,  # the box's area (20 x 15), not COCO's segmentation area
+            "attributes": attrs(supercategory="animal"),
+            "area": 250.5,  # COCO's segmentation area, not the box's (20 x 15 = 300)
+            "area_from": "segmentation",
+            "crowd": False,
         },
         {
             "object_id": "11",
             "label": "crowd of people",
             "bbox_xyxy": [0.0, 0.0, 64.0, 48.0],
-            "attributes": attrs(iscrowd="true", supercategory="person"),
-            "area": 3072.0,
+            "attributes": attrs(supercategory="person"),
+            "area": 3072.0,  # no segmentation area: the box's
+            "area_from": "box",
+            "crowd": True,
         },
     ]
     assert r1["objects"] == [
@@ -106,8 +116,10 @@ def test_coco_rows_exact(tmp_path):
             "object_id": "12",
             "label": "thing",
             "bbox_xyxy": [1.5, 2.5, 11.5, 6.5],
-            "attributes": attrs(iscrowd="false"),  # no supercategory, no area
+            "attributes": [],  # no supercategory
             "area": 40.0,
+            "area_from": "box",
+            "crowd": False,
         }
     ]
     assert json.loads(r0["metadata"]) == {
@@ -189,8 +201,18 @@ def test_docci_rows_exact(tmp_path):
             "bbox_xyxy": [4.0, 4.0, 20.0, 20.0],
             "attributes": attrs(color="red", n="1"),
             "area": 256.0,
+            "area_from": "box",
+            "crowd": False,
         },
-        {"object_id": "1", "label": "corner", "bbox_xyxy": [60.5, 40.0, 64.0, 48.0], "attributes": [], "area": 28.0},
+        {
+            "object_id": "1",
+            "label": "corner",
+            "bbox_xyxy": [60.5, 40.0, 64.0, 48.0],
+            "attributes": [],
+            "area": 28.0,
+            "area_from": "box",
+            "crowd": False,
+        },
     ]
     assert r1["objects"] == []
     assert json.loads(r0["metadata"]) == {
@@ -272,10 +294,20 @@ def test_parquet_hf_image_struct_mapping_and_xywh(tmp_path):
             "bbox_xyxy": [10.0, 5.0, 30.0, 20.0],  # xywh [10, 5, 20, 15]
             "attributes": attrs(color="brown"),
             "area": 300.0,
+            "area_from": "box",
+            "crowd": False,
         }
     ]
     assert r1["objects"] == [
-        {"object_id": "0", "label": "cat", "bbox_xyxy": [0.0, 0.0, 64.0, 48.0], "attributes": [], "area": 3072.0}
+        {
+            "object_id": "0",
+            "label": "cat",
+            "bbox_xyxy": [0.0, 0.0, 64.0, 48.0],
+            "attributes": [],
+            "area": 3072.0,
+            "area_from": "box",
+            "crowd": False,
+        }
     ]
     assert r2["objects"] == []
     meta = json.loads(r0["metadata"])
@@ -362,6 +394,8 @@ def test_parquet_attributes_in_every_arrow_layout(tmp_path):
                 "bbox_xyxy": [1.0, 2.0, 3.0, 4.0],
                 "attributes": attrs(color="red", size="big"),
                 "area": 4.0,
+                "area_from": "box",
+                "crowd": False,
             }
         ], name
 

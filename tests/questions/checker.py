@@ -62,7 +62,8 @@ def scene_of(image_row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
                 "y2": y2,
                 "cx": (x1 + x2) / 2,
                 "cy": (y1 + y2) / 2,
-                "area": (x2 - x1) * (y2 - y1),
+                # the area in the image: what the test worked out from the masks, else the box
+                "area": image_row.get("_areas", {}).get(o["object_id"], (x2 - x1) * (y2 - y1)),
             }
         )
     return {

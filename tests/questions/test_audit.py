@@ -1,6 +1,8 @@
 """The bias audit on hand-built question sets whose blind accuracies are worked out by hand."""
 
-from lgt.questions.audit import _mentions, audit, audit_table
+import pyarrow as pa
+
+from lgt.questions.audit import _mentions, audit, audit_table, bias_audits, solver_accuracy
 
 
 def row(family, question, answer, distractors):
@@ -54,3 +56,22 @@ def test_a_feature_that_applies_to_some_questions_guesses_at_chance_on_the_rest(
     rows += [row("combine", f"Which two {i}?", "red and blue", ["red and red", "blue", "none"]) for i in range(2)]
     (a,) = audit(rows)
     assert a.blind["number_rank"] == (2 * 1.0 + 2 * 0.25) / 4
+
+
+def test_the_small_solvers_text_only_pass_is_a_column_per_stage():
+    qs = [
+        {"question_id": f"q{i}", "stage": 1 + (i >= 3), "family": "counting" if i < 3 else "chain",
+         "question": f"How many {i}?", "options": ["0", "1", "2", "3"], "gold_text": "1", "gold_letter": "B"}
+        for i in range(5)
+    ]  # fmt: skip
+    rated = [
+        {"question_id": "q0", "family": "counting", "blind_choice": "B"},  # right
+        {"question_id": "q1", "family": "counting", "blind_choice": "A"},
+        {"question_id": "q2", "family": "counting", "blind_choice": None},  # its call failed: not counted
+        {"question_id": "q3", "family": "chain", "blind_choice": ""},  # no answer read: wrong
+    ]
+    assert solver_accuracy(qs, rated) == {"counting": (1, 2), "chain": (0, 1)}
+    tables = bias_audits(pa.Table.from_pylist(qs), pa.Table.from_pylist(rated))
+    assert "small solver, text only" in tables[1] and "| 50.0% of 2 |" in tables[1]
+    assert "| 0.0% of 1 |" in tables[2]
+    assert "small solver" not in bias_audits(pa.Table.from_pylist(qs))[1]  # no blind pass: no column

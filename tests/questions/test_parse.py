@@ -1,4 +1,4 @@
-"""Parsing model-written MCQs and reading a solver's choice, on hand-written model outputs."""
+"""Parsing model-written MCQs on hand-written model outputs (reading a solver's choice: tests/test_answers.py)."""
 
 import random
 import string
@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from lgt.questions.parse import REJECT_REASONS, ParsedMCQ, extract_choice, normalize, parse_mcqs
+from lgt.questions.parse import REJECT_REASONS, ParsedMCQ, normalize, parse_mcqs
 
 COLOURS = ["red", "blue", "green", "yellow"]
 
@@ -265,64 +265,3 @@ def test_junk_never_raises():
         kept, rejects = parse_mcqs(text)
         assert set(rejects) <= set(REJECT_REASONS)
         assert all(len(k.options) == 4 and 0 <= k.answer_index < 4 for k in kept)
-        choice = extract_choice(text, COLOURS)
-        assert choice is None or 0 <= choice < 4
-
-
-# ---------------------------------------------------------------- extract_choice
-
-
-@pytest.mark.parametrize(
-    "response, expected",
-    [
-        # the examples the brief requires
-        ("<think>x</think><answer>(B)</answer>", 1),
-        ("<answer>B</answer>", 1),
-        ("<answer>B.</answer>", 1),
-        ("<answer>blue</answer>", 1),
-        ("<answer>(A) or (B)</answer>", None),
-        ("<answer>red and blue</answer>", None),
-        ("The answer is (C).", 2),
-        ("A square is red. Answer: D", 3),
-        ("I think it is blue", None),
-        ("<answer>(B) blue</answer>", 1),
-        ("<answer>(B) red</answer>", None),
-        # more block forms
-        ("<answer> b </answer>", 1),
-        ("<answer>B) blue</answer>", 1),
-        ("<answer>Option C</answer>", 2),
-        ("<answer>**D**</answer>", 3),
-        ("<answer>It is the Yellow one.</answer>", 3),
-        ("<answer>The answer is (B).</answer>", 1),
-        ("<answer>(E)</answer>", None),
-        ("<answer></answer>", None),
-        ("<answer>(A)</answer> then <answer>(C)</answer>", 2),  # the last block
-        ("<think>maybe (A)</think><answer>(D", 3),  # unclosed final block
-        ("<think>The answer is (A).</think><answer>green</answer>", 2),  # the block, not the text around it
-        # no block
-        ("B", 1),
-        ("blue.", 1),
-        ("The answer is blue.", 1),
-        ("**Answer:** B", 1),
-        ("The answer is: (b)", 1),
-        ("The answer is B because the square is blue.", 1),
-        ("Answer: (A). Earlier I said the answer is (B), but Answer: C", 2),
-        ("The answer is not clear.", None),
-        ("Comparing (A) red and (B) blue, blue is right.", None),  # stray letters in free text are not read
-        ("The answer is (A) or (B).", None),
-    ],
-)
-def test_extract_choice(response, expected):
-    assert extract_choice(response, COLOURS) == expected
-
-
-def test_extract_choice_option_inside_a_longer_option():
-    options = ["red", "dark red", "blue", "green"]
-    assert extract_choice("<answer>the dark red one</answer>", options) == 1
-    assert extract_choice("<answer>the red one</answer>", options) == 0
-    assert extract_choice("<answer>dark red, not red</answer>", options) is None
-
-
-def test_extract_choice_letters_beyond_the_options():
-    assert extract_choice("<answer>(C)</answer>", ["yes", "no"]) is None
-    assert extract_choice("<answer>(B)</answer>", ["yes", "no"]) == 1

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from lgt.questions.compose import compose
-from lgt.questions.composed import leaks_answer, parse_rewrite
 from lgt.questions.families import Draft, Obj, Rules, View
 from lgt.questions.format import build_questions, format_question
+from lgt.questions.rewrite import leaks_answer, parse_rewrite
 from lgt.questions.rows import item_row, items_table
 from lgt.recipe import QuestionsStage, RecipeError, load_recipe
 from schemas import QuestionsSchema

@@ -12,8 +12,10 @@ import json
 import time
 from collections import Counter
 
+import numpy as np
 import pytest
 
+from lgt.images.scenes import generate_scene
 from lgt.images.sources.synthetic import read_synthetic
 from lgt.images.validate import Limits, build_shard
 from lgt.questions.composed import build_questions_composed
@@ -43,6 +45,17 @@ SHARDS = (
 )
 
 
+def painted_areas(scene) -> dict[str, int]:
+    """Each object's visible pixels, found by painting the masks in z order (later objects on top): the area
+    the relative-size questions must use, worked out apart from the generator's own bookkeeping."""
+    canvas = np.full((scene.height, scene.width), -1, dtype=np.int32)
+    for k, o in enumerate(sorted(scene.objects, key=lambda o: o.z)):
+        x1, y1, x2, y2 = o.bbox
+        canvas[y1:y2, x1:x2][o.mask] = k
+    counts = np.bincount(canvas[canvas >= 0].ravel(), minlength=len(scene.objects))
+    return {o.object_id: int(counts[k]) for k, o in enumerate(sorted(scene.objects, key=lambda o: o.z))}
+
+
 @pytest.fixture(scope="module")
 def corpus():
     start = time.perf_counter()
@@ -56,13 +69,17 @@ def corpus():
     s2 = recipe.stages.questions_composed
     kinds = {k: spec.model_copy(update={"max_per_image": 4}) for k, spec in s2.kinds.items()}
     stage2 = s2.model_copy(update={"rewrite": s2.rewrite.model_copy(update={"enabled": False}), "kinds": kinds})
-    images, grounded, composed = {}, [], []
+    images, grounded, composed, areas = {}, [], [], {}
     for shard, params in enumerate(SHARDS):
         src = recipe.sources[0].model_copy(update={"images_per_shard": 250, "seed": 12345, **params})
         table = build_shard(read_synthetic(src, shard), Limits()).images
+        for row in table.select(["image_id", "metadata"]).to_pylist():
+            index = json.loads(row["metadata"])["index"]
+            scene = generate_scene(src.seed, shard, index, src.width, src.height, tuple(src.objects), src.difficulty)
+            areas[row["image_id"]] = painted_areas(scene)
         g = build_questions_grounded(table, stage1, recipe.models, "synth", None).table
         c = build_questions_composed(table, g, stage2, stage1, recipe.models, "synth", None).table
-        images.update({r["image_id"]: r for r in table.drop(["image"]).to_pylist()})
+        images.update({r["image_id"]: {**r, "_areas": areas[r["image_id"]]} for r in table.drop(["image"]).to_pylist()})
         grounded += g.to_pylist()
         composed += c.to_pylist()
     checker = Checker(

@@ -12,20 +12,13 @@ import pytest
 from lgt.engines import Engine, Sample, Sampling
 from lgt.engines.cache import CallCache
 from lgt.engines.config import Thinking
-from lgt.images.sources import read_shard
-from lgt.images.validate import build_shard
-from lgt.questions.composed import build_questions_composed
-from lgt.questions.format import build_questions
-from lgt.questions.grounded import build_questions_grounded
-from lgt.recipe import DifficultyStage, FourPhaseStage, LongCotsStage, SimpleCotsStage, load_recipe
-from lgt.traces.difficulty import build_difficulty, pass_rate_histogram
+from lgt.recipe import DifficultyStage, FourPhaseStage, LongCotsStage, SimpleCotsStage
+from lgt.traces.difficulty import blind_request, build_difficulty, pass_rate_histogram
 from lgt.traces.four_phase import build_four_phase, four_phase_requests, judge_requests
 from lgt.traces.long_cots import build_long_cots, long_cot_requests, with_full_stop
 from lgt.traces.parse import (
     Parsed,
-    choice_of,
     four_phase_structure,
-    judge_verdict,
     leak,
     leak_pattern,
     parse_think_answer,
@@ -34,9 +27,7 @@ from lgt.traces.parse import (
 from lgt.traces.requests import pick_questions, question_requests
 from lgt.traces.simple_cots import build_simple_cots, simple_cot_requests
 from schemas.traces import SIMPLE_COTS_ARROW, DifficultySchema, FourPhaseSchema, LongCotsSchema, SimpleCotsSchema
-
-OPTIONS = ["red", "dark red", "blue", "green"]
-
+from tests.fixtures import question_shard
 
 # --------------------------------------------------------------- parsing and correctness
 
@@ -61,36 +52,6 @@ def test_parse_think_answer(text, want):
     assert parse_think_answer(text) == want
 
 
-@pytest.mark.parametrize(
-    "answer, want",
-    [
-        ("(A)", 0),
-        ("A", 0),
-        ("A.", 0),
-        ("a", 0),
-        ("(b)", 1),
-        ("**C**", 2),
-        ("red", 0),
-        ("Red.", 0),
-        ("dark red", 1),
-        ("The dark red", 1),  # option text, normalised
-        ("(B) dark red", 1),
-        ("B. dark red", 1),
-        ("(B) red", None),  # the letter and the text disagree: it names two options
-        ("A or B", None),
-        ("(A) (B)", None),
-        ("A, B", None),
-        ("red and blue", None),
-        ("E", None),
-        ("(E)", None),
-        ("the answer is red", None),
-        ("", None),
-    ],
-)
-def test_choice_of_accepts_only_the_listed_forms(answer, want):
-    assert choice_of(answer, OPTIONS) == want
-
-
 def test_repetition_filter_counts_any_50_gram_three_times():
     words = [f"w{i}" for i in range(50)]
     twice = " ".join(words + ["x"] + words)
@@ -102,15 +63,16 @@ def test_repetition_filter_counts_any_50_gram_three_times():
     assert not repeated_ngram("a " * 51, 50, 3)
 
 
-def test_leak_filter_matches_whole_words_and_phrases_case_insensitively():
-    p = leak_pattern(["said", "describe", "text"], ["the image described"])
+def test_leak_filter_matches_from_word_starts_and_phrases_case_insensitively():
+    p = leak_pattern(["said", "describe", "text"], ["the image described"], exempt=["textur"])
     assert leak("As Said above", p) == "Said"
     assert leak("In THE IMAGE DESCRIBED we see", p) == "THE IMAGE DESCRIBED"
-    assert leak("the textured ball and the saidai tree", p) is None
+    assert leak("it describes", p) == "describes"  # from a word's start, as LPT's substring test (see test_leaks)
+    assert leak("the textured ball in this context", p) is None
     assert leak("nothing here", leak_pattern([], [])) is None
 
 
-def test_four_phase_structure_and_judge_verdicts():
+def test_four_phase_structure():
     body = " ".join(["word"] * 100)
     ok = f"<think>{body}</think> so. Therefore, the final answer is <answer>(B)</answer>."
     assert four_phase_structure(ok, 100) is None
@@ -118,10 +80,8 @@ def test_four_phase_structure_and_judge_verdicts():
     assert four_phase_structure(ok.replace("</answer>", ""), 100) == "answer_tags_unbalanced"
     assert four_phase_structure(f"<think>{body}</think> (B)", 100) == "no_answer"
     assert four_phase_structure(ok, 200) == "too_short"
-    assert judge_verdict("Equivalent") is True
-    assert judge_verdict("They look different at first, but: Equivalent.") is True
-    assert judge_verdict("equivalent? No. Different") is False
-    assert judge_verdict("I cannot tell") is None
+    inside = f"<think>{body} <answer>(B)</answer></think> Therefore, the final answer is (B)."
+    assert four_phase_structure(inside, 100) == "answer_inside_think"  # MMFR answers after the thought
 
 
 # --------------------------------------------------------------- stages on recorded replies
@@ -130,18 +90,7 @@ def test_four_phase_structure_and_judge_verdicts():
 @pytest.fixture(scope="module")
 def shard():
     """Real images (4 synthetic scenes) and their real stage-1/2 questions, LLM paths off."""
-    recipe = load_recipe()
-    src = recipe.source("synth").model_copy(update={"images_per_shard": 4})
-    images = build_shard(read_shard(src, 0)).images
-    s = recipe.stages
-    g1 = s.questions_grounded.model_copy(update={"llm": s.questions_grounded.llm.model_copy(update={"enabled": False})})
-    g2 = s.questions_composed.model_copy(
-        update={"rewrite": s.questions_composed.rewrite.model_copy(update={"enabled": False})}
-    )
-    grounded = build_questions_grounded(images, g1, recipe.models, "synth", None).table
-    composed = build_questions_composed(images, grounded, g2, g1, recipe.models, "synth", None).table
-    questions = build_questions(grounded, composed, s.questions).table
-    return images, questions, list(s.questions_grounded.attributes)
+    return question_shard(4)
 
 
 class Recorded:
@@ -280,7 +229,7 @@ def test_long_cots_prefill_keeps_casing_adds_full_stop_and_cue_then_labels_and_f
     assert o_o["thought"] == o_job[3] + " let me check again. It is right."
     assert o_o["added_chars"] == len(o_job[2] + " let me check again. It is right.")
     assert o_o["call_keys"][0] == o_job[0]["call_key"] and o_o["cot_id"] == o_job[0]["cot_id"]
-    assert dict(result.rejects) == {"leak/text": 1, "unparseable/thought_not_closed": 1, "empty_continuation": 1}
+    assert dict(result.rejects) == {"leak/word:text": 1, "unparseable/thought_not_closed": 1, "empty_continuation": 1}
     LongCotsSchema.validate(result.table.to_pandas())
 
 
@@ -291,40 +240,42 @@ def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
         min_words=20,
         ngram=5,
         max_ngram_repeats=3,
-        sampling=Sampling(n=6, temperature=1.0, max_new_tokens=256),
+        sampling=Sampling(n=9, temperature=1.0, max_new_tokens=256),
     )
     sent, requests = four_phase_requests(questions, {r["image_id"]: r for r in images.to_pylist()}, stage, keys)
     q = sent[0]
     assert "four phases" in requests[0].messages[0]["content"] and requests[0].prefill == "<think>"
     body = " ".join(f"step{i}" for i in range(25))
     loop = " ".join(["the cube is red"] * 4)  # "the cube is red the" three times
-    other = next(L for L in "ABCD" if L != q["gold_letter"])
+    gold, other = q["gold_letter"], next(L for L in "ABCD" if L != q["gold_letter"])
+    # matching cannot read "the second option": the judge decides, by its last line only
+    nth = {L: f"the {word} option" for L, word in zip("ABCD", ["first", "second", "third", "fourth"])}
     rec = Recorded(tf_backend, tmp_path)
     rec.record(
         requests,
         [
             [
-                f"{body}</think> Therefore, the final answer is <answer>({q['gold_letter']})</answer>.",  # matched
+                f"{body}</think> Therefore, the final answer is <answer>({gold})</answer>.",  # matched
                 f"{body}</think> Therefore, the final answer is <answer>({other})</answer>.",  # matched, inconsistent
-                # matching cannot read "option B": the judge decides
-                f"{body}</think> Therefore, the final answer is <answer>option {q['gold_letter']}</answer>.",
+                f"{body}</think> Therefore, the final answer is <answer>{nth[gold]}</answer>.",  # judged Equivalent
                 f"{body} {loop}</think> Therefore, the final answer is <answer>(A)</answer>.",  # 5-gram thrice
                 f"{body}</think> Therefore <answer>(A)</answer> <answer>(B).",  # unbalanced tags
                 "too short</think><answer>(A)</answer>",
+                # the only <answer> is inside the thought
+                f"{body} so <answer>({gold})</answer></think> Therefore, the final answer is ({gold}).",
+                f"{body}</think> Therefore, the final answer is <answer>{nth[other]}</answer>.",  # "Not equivalent."
+                f"{body}</think> Therefore, the final answer is <answer>{nth[gold]}, I think</answer>.",  # unreadable
             ]
         ],
     )
+    finals = [nth[gold], nth[other], f"{nth[gold]}, I think"]
     rows_for_judge = [
-        {
-            "question_id": q["question_id"],
-            "answer": q["gold_letter"],
-            "original_answer": q["gold_text"],
-            "final_answer": f"option {q['gold_letter']}",
-        }
+        {"question_id": q["question_id"], "answer": gold, "original_answer": q["gold_text"], "final_answer": f}
+        for f in finals
     ]
     rec.record(
         judge_requests(rows_for_judge, {q["question_id"]: q}, Sampling(n=1, temperature=0, max_new_tokens=8)),
-        [["Equivalent"]],
+        [["Equivalent"], ["Not equivalent."], ["The answers are equivalent."]],
     )
     result = build_four_phase(questions, images, stage, Sampling(n=1, temperature=0, max_new_tokens=8), rec, keys)
     rows = result.table.to_pylist()
@@ -332,16 +283,28 @@ def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
         (True, "normalised"),
         (False, "normalised"),
         (True, "judge"),
+        (False, "judge"),
+        (False, "judge"),  # a verdict that is not the closed vocabulary is no verdict
     ]
+    assert [r["final_answer"] for r in rows[2:]] == finals
     assert rows[2]["consistency_analysis"] == "judge: Equivalent" and len(rows[2]["call_keys"]) == 2
+    assert rows[3]["consistency_analysis"] == "judge: Not equivalent."
+    assert rows[4]["consistency_analysis"].startswith("judge unreadable")
     assert rows[0]["caption"] and rows[0]["original_answer"] == q["gold_text"] and rows[0]["answer"] == q["gold_letter"]
     assert dict(result.rejects) == {
         "repetition": 1,
         "structure/answer_tags_unbalanced": 1,
         "structure/too_short": 1,
-        "inconsistent": 1,
+        "structure/answer_inside_think": 1,
+        "inconsistent": 3,
     }
-    assert result.funnel["judge_equivalent"] == 1 and result.funnel["consistent"] == 2
+    assert {k: result.funnel[k] for k in ("matched", "judge_equivalent", "judge_different", "judge_unreadable")} == {
+        "matched": 2,
+        "judge_equivalent": 1,
+        "judge_different": 1,
+        "judge_unreadable": 1,
+    }
+    assert result.funnel["consistent"] == 2
     assert rec.engine.stats.calls == 0
     FourPhaseSchema.validate(result.table.to_pandas())
 
@@ -367,6 +330,11 @@ def test_difficulty_pass_rates_subsets_and_histogram(shard, tf_backend, tmp_path
             [f"<answer>({w[2]})</answer>"] * 4,  # 0/4
         ],
     )
+    blind = [blind_request(q, stage) for q in sent]  # the text alone: the bias audit's model baseline
+    for q, b in zip(sent, blind):
+        assert [m["content"] for m in b.messages] == [q["system_prompt"], q["user_prompt"]] and not b.images()
+        assert b.sampling.n == 1 and b.sampling.temperature == 0.0
+    rec.record(blind, [[f"<answer>({w[0]})</answer>"], [f"<answer>({g[1]})</answer>"], ["I cannot see the image."]])
     result = build_difficulty(questions, images, stage, rec, keys)
     rows = result.table.to_pylist()
     assert [(r["n_correct"], r["pass_rate"], r["pass_rate_zero"], r["pass_rate_below_1"]) for r in rows] == [
@@ -375,6 +343,9 @@ def test_difficulty_pass_rates_subsets_and_histogram(shard, tf_backend, tmp_path
         (0, 0.0, True, True),
     ]
     assert rows[1]["choices"] == [g[1], w[1], "", ""]
+    assert [r["blind_choice"] for r in rows] == [w[0], g[1], ""]
+    assert (result.funnel["blind_attempts"], result.funnel["blind_correct"]) == (3, 1)
+    assert rec.engine.stats.calls == 0  # every reply, the blind ones too, came from the recording
     assert pass_rate_histogram([r["pass_rate"] for r in rows], 4) == {"0/4": 1, "1/4": 1, "2/4": 0, "3/4": 0, "4/4": 1}
     DifficultySchema.validate(result.table.to_pandas())
 

@@ -37,6 +37,8 @@ def recipe_file(tmp_path, checkpoint):
             min_words: 5
             sampling: {{n: 1, temperature: 1.0, top_p: 0.95, max_new_tokens: 40}}
           difficulty: {{max_questions: 3, sampling: {{n: 2, temperature: 0.7, top_p: 0.8, max_new_tokens: 16}}}}
+          sft_data: {{fraction: 1.0}}
+          rl_prompts: {{rl_holdout: 2}}
           exports: {{trl_images: true}}
         """)
     )
@@ -88,9 +90,17 @@ def test_traces_datasets_and_exports_materialize_account_for_every_sample_and_re
         fp = dict(_meta(first, "four_phase")["funnel_counts"].value)
         assert fp["sent"] == 2 and fp["samples"] == 2
         diff = pq.read_table(home / "storage/difficulty/s/0.parquet").to_pylist()
-        assert len(diff) == 3 and all(d["k"] == 2 and len(d["call_keys"]) == 2 for d in diff)
+        # k attempts, and the blind one from the text alone (its letter, or "" when none could be read)
+        assert len(diff) == 3 and all(d["k"] == 2 and len(d["call_keys"]) == 3 for d in diff)
+        assert all(d["blind_choice"] in ("", "A", "B", "C", "D") for d in diff)
+        assert dict(_meta(first, "difficulty")["funnel_counts"].value)["blind_attempts"] == 3
         rl = pq.read_table(home / "storage/rl_prompts/s/0.parquet")
-        assert rl.num_rows == questions.num_rows  # every question is an RL prompt; pass rates where rated
+        # two questions held out for RL, kept out of SFT and DPO; pass rates where rated
+        assert rl.num_rows == min(2, questions.num_rows)
+        trained = set()
+        for a in ("sft_data", "dpo_pairs"):
+            trained.update(pq.read_table(home / f"storage/{a}/s/0.parquet")["question_id"].to_pylist())
+        assert not trained & set(rl["question_id"].to_pylist())
         rated = {d["question_id"]: d["pass_rate"] for d in diff}
         for r in rl.to_pylist():
             assert (
@@ -104,9 +114,10 @@ def test_traces_datasets_and_exports_materialize_account_for_every_sample_and_re
         card = (home / "exports/t/README.md").read_text()
         assert "simple_cots" in card and "recipe" in card.lower() and recipe.digest() in card
         assert str(funnel["samples"]) in card
-        rl_files = [str(p) for p in (home / "exports/t/hf").glob("rl_stage1/*.parquet")]
+        rl_splits = {f"rl_stage{s}" for s in rl["stage"].to_pylist()}  # an empty split's file does not load
+        rl_files = [str(p) for split in rl_splits for p in (home / "exports/t/hf").glob(f"{split}/*.parquet")]
         ds = datasets.load_dataset("parquet", data_files=rl_files, split="train")
-        assert len(ds) == sum(1 for r in rl.to_pylist() if r["stage"] == 1)
+        assert len(ds) == rl.num_rows
         assert ds[0]["image"].size[0] > 0
         manifest = _meta(exported, "exports")
         assert manifest["dagster/row_count"].value > 0

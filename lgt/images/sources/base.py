@@ -18,6 +18,12 @@ class SourceConfig(Strict):
     name: str = Field(pattern=SOURCE_NAME)
     shards: int = Field(1, ge=1, le=100_000)
     split: str = Field("train", min_length=1)
+    exhaustive: bool = Field(
+        False,
+        description="every instance of every annotated label is boxed (true for synthetic scenes); when false, "
+        "a label is named as unique only if the caption does not speak of several, and an absent label is one the "
+        "caption does not mention",
+    )
 
 
 def shard_range(n: int, shards: int, shard: int) -> range:

@@ -16,6 +16,7 @@ from lgt.images.validate import RawObject, RawRecord
 
 class SyntheticScenesSource(SourceConfig):
     kind: Literal["synthetic_scenes"]
+    exhaustive: bool = Field(True, description="the generator boxes every object it draws")
     seed: int = 0
     images_per_shard: int = Field(16, ge=1)
     width: int = Field(512, ge=64, le=4096)
@@ -51,7 +52,15 @@ def read_synthetic(src: SyntheticScenesSource, shard: int) -> Iterator[RawRecord
             image_path=f"{src.name}/{shard}/{index}.png",
             caption=text,
             objects=[
-                RawObject(label=o.label, bbox=list(o.bbox), attributes=o.attributes(), object_id=o.object_id)
+                # the size a person sees: the pixels left visible after occlusion
+                RawObject(
+                    label=o.label,
+                    bbox=list(o.bbox),
+                    attributes=o.attributes(),
+                    object_id=o.object_id,
+                    area=o.visible,
+                    area_from="mask",
+                )
                 for o in scene.objects
             ],
             metadata={
