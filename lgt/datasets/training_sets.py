@@ -92,11 +92,16 @@ def _gold(q: dict[str, Any]) -> str:
     return canonical_answer(q["gold_letter"], q["gold_text"], q["answer_format"])
 
 
+def share_of(fraction: float, n: int) -> int:
+    """LPT's int(n * 0.1): the share of n, rounded down, the fraction taken as written in the recipe."""
+    # 0.1 * 30 is 3.0000000000000004 and 0.29 * 100 is 28.999999999999996 in floats; Fraction(repr) is exact
+    return math.floor(Fraction(repr(fraction)) * n)
+
+
 def held_out_count(n_questions: int, rl_holdout: int | float) -> int:
     """How many of a shard's questions RL holds out: a fraction rounded down, or a whole count (at most all)."""
     if isinstance(rl_holdout, float):
-        # the fraction as written in the recipe: 0.29 * 100 is 28.999999999999996 in floats, floor would give 28
-        return math.floor(Fraction(repr(rl_holdout)) * n_questions)
+        return share_of(rl_holdout, n_questions)
     return min(rl_holdout, n_questions)
 
 
@@ -180,12 +185,6 @@ def _sft_row(
         "trace_id": trace_id,
         "call_keys": list(call_keys),
     }
-
-
-def sft_total(fraction: float, n: int) -> int:
-    """LPT's int(n * 0.1): the share of n kept, rounded down, the fraction taken as written in the recipe."""
-    # 0.1 * 30 is 3.0000000000000004 and 0.29 * 100 is 28.999999999999996 in floats; Fraction(repr) is exact
-    return math.floor(Fraction(repr(fraction)) * n)
 
 
 def quota_draw(
@@ -293,7 +292,7 @@ def build_sft(
 
     n_pool, n_xo = sum(map(len, pool.values())), sum(map(len, x_to_o.values()))
     drawn = quota_draw(
-        pool, sft_total(stage.fraction, n_pool), lambda t: len(t["thought"]), stage, f"lgt-sft:{stage.seed}"
+        pool, share_of(stage.fraction, n_pool), lambda t: len(t["thought"]), stage, f"lgt-sft:{stage.seed}"
     )
     # LPT: as many X->O as pool traces (or all there are), ranked within a question by the thinking added
     xo_drawn = quota_draw(x_to_o, len(drawn), lambda t: t["added_chars"], stage, f"lgt-sft-x->o:{stage.seed}")

@@ -7,6 +7,7 @@ what the model saw, and the exports can ship the same pixels.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -24,6 +25,7 @@ def fitted_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     return w, h
 
 
+@functools.lru_cache(maxsize=16)  # consecutive requests often show the same image (several questions about it)
 def fit_pixels(data: bytes, max_pixels: int | None) -> bytes:
     """The image bytes as given when within `max_pixels` (or no limit), else a scaled-down PNG."""
     if max_pixels is None:

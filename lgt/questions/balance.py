@@ -15,14 +15,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from lgt.questions.families import NONE_OF_EITHER, SAME_COUNT
+from lgt.questions.families import NONE_OF_EITHER, SAME_COUNT, count_kind
 
 MAX_SHARE = 0.35  # the audit's limit for a blind baseline
 
 
 def _count_kind(row: dict[str, Any]) -> str:
-    n = int(row["answer"])
-    return str(n) if n <= 3 else "4+"  # above 3 the options are a window with the gold at a random rank
+    return count_kind(int(row["answer"]))
 
 
 def _comparison_kind(row: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ Each family is one `Family` declaration (its section below) and one entry of
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import re
@@ -112,7 +113,8 @@ def _mentions(caption: str, noun: str) -> list[re.Match]:
     return list(re.finditer(rf"\b{re.escape(noun.lower())}\b", caption))
 
 
-def caption_counts(caption: str, label: str) -> tuple[set[int], bool, bool]:
+@functools.lru_cache(maxsize=4096)  # every family and the view ask it of the same caption and labels
+def caption_counts(caption: str, label: str) -> tuple[frozenset[int], bool, bool]:
     """What a caption says of a label: the numbers it gives ("two dogs", "3 dogs"), whether it speaks of
     several (the plural, "a group of ..."), and whether it mentions the label at all."""
     text = caption.lower()
@@ -131,7 +133,7 @@ def caption_counts(caption: str, label: str) -> tuple[set[int], bool, bool]:
         or any(_mentions(text, f"{q} {many}") for q in _SEVERAL)
     )
     mentioned = several or bool(_mentions(text, label))
-    return numbers, several, mentioned
+    return frozenset(numbers), several, mentioned
 
 
 Group = tuple[tuple[tuple[str, str], ...], str | None]  # ((attribute, value), ...), label or None for "objects"
@@ -305,6 +307,11 @@ def pick_distractors(rng: random.Random, gold: str, pools: Sequence[Sequence[str
                 seen.add(c.lower())
                 out.append(c)
     return out if len(out) == k else None
+
+
+def count_kind(n: int) -> str:
+    """A count's gold kind: 0-3 each its own (always offered together), above 3 one kind (a window of four)."""
+    return str(n) if n <= 3 else "4+"
 
 
 def count_distractors(rng: random.Random, n: int) -> list[str]:
@@ -812,19 +819,23 @@ def enum_count_comparison(view: View, skips: Counter, shard_labels: Sequence[str
             kinds.setdefault("", []).append(g)
         elif g[1] is None:
             kinds.setdefault(g[0][0][0], []).append(g)
-    out = []
-    for groups in kinds.values():
+    countable: dict[str, list[Group]] = {}
+    for kind, groups in kinds.items():
+        countable[kind] = []
         for g in groups:
             if why := view.uncountable(g):
                 skips[why] += 1
-        countable = [g for g in groups if not view.uncountable(g)]
-        for ga, gb in itertools.combinations(countable, 2):
+            else:
+                countable[kind].append(g)
+    out = []
+    for groups in countable.values():
+        for ga, gb in itertools.combinations(groups, 2):
             out.append((ga, gb, len(view.members(ga)), len(view.members(gb))))
     # labels the image lacks make "more X" against a real 0, and "none of either" a real gold
     absent = view.absent_labels(shard_labels)
     rng = random.Random(f"lgt-zero-pair:{view.image_id}")
     rng.shuffle(absent)
-    present = [g for g in kinds.get("", []) if not view.uncountable(g)]
+    present = countable.get("", [])
     if absent and present:
         g = rng.choice(present)
         out.append((g, ((), absent[0]), len(view.members(g)), 0))
@@ -927,7 +938,7 @@ def generate(
 # the kind of gold a counting candidate has: drawn evenly per image, so no count (or "the same number") is the
 # gold most of the time; the shard's balance (lgt/questions/balance.py) then drops less
 GOLD_KIND: dict[str, Callable[[tuple], str]] = {
-    "counting": lambda c: str(c[1]) if c[1] <= 3 else "4+",
+    "counting": lambda c: count_kind(c[1]),
     "count_comparison": lambda c: "none" if c[2] == c[3] == 0 else "same" if c[2] == c[3] else "more",
 }
 

@@ -54,18 +54,27 @@ def rewrite_questions(
     """(question, rewrite status, call keys) per (image row, draft): the rewrite where it was kept, else the
     templated question and why not ("" for a draft beyond `call.max_questions`, not sent). `keys`: the
     attributes the verifier's stand-in lists."""
+    chosen = list(range(len(drafts)))
     if call.max_questions is not None and call.max_questions < len(drafts):
         # a spread over the shard's images and kinds, the same whatever order the drafts come in
-        order = sorted(
-            range(len(drafts)), key=lambda i: (content_id(drafts[i][0]["image_id"], drafts[i][1].question), i)
-        )
-        chosen = sorted(order[: call.max_questions])
-        everything = call.model_copy(update={"max_questions": None})
-        sent = rewrite_questions([drafts[i] for i in chosen], everything, models, engine_for, keys, outcome)
-        decided = [(d.question, "", []) for _, d in drafts]
-        for i, out in zip(chosen, sent):
-            decided[i] = out
-        return decided
+        spread = sorted(chosen, key=lambda i: (content_id(drafts[i][0]["image_id"], drafts[i][1].question), i))
+        chosen = sorted(spread[: call.max_questions])
+    decided = [(d.question, "", []) for _, d in drafts]
+    sent = _rewrite_all([drafts[i] for i in chosen], call, models, engine_for, keys, outcome)
+    for i, out in zip(chosen, sent):
+        decided[i] = out
+    return decided
+
+
+def _rewrite_all(
+    drafts: Sequence[tuple[dict, Draft]],
+    call: LLMRewrite,
+    models: Models,
+    engine_for: EngineFor,
+    keys: list[str] | None,
+    outcome: Counter,
+) -> list[tuple[str, str, list[str]]]:
+    """The rewrite and its verification for every draft given."""
     prompt = load_prompt(REWRITE_PROMPT)
     sampling = call.sampling_for(models).model_copy(update={"n": 1})  # one rewrite per question is read
     reqs = [
