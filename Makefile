@@ -32,28 +32,11 @@ instance: .venv/.installed
 	[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/dagster instance concurrency set gpu 1 >/dev/null
 
-# The unpartitioned assets (base_model) in one run, then every partition (<source>/<shard>) of the
-# partitioned ones in one run over the partition range (one model load, the partitions' LLM calls
-# batched together, one file per partition), then the assets that read every partition (exports):
-# the same CLI path CI uses.
+# The whole graph in waves of one partitioning each (scripts/materialize.sh, `python -m lgt_assets.selection
+# waves`): base_model; every <source>/<shard> asset over the shard range in one run; exports, checkpoints and
+# benchmark suites; the <model>/<suite> scores in one run; the report. The same CLI path CI uses.
 materialize: instance
-	@config='{"execution": {"config": {"$(EXECUTOR)": {}}}, "loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'; \
-	single=$$($(BIN)/python -m lgt_assets.selection unpartitioned); \
-	sharded=$$($(BIN)/python -m lgt_assets.selection partitioned); \
-	after=$$($(BIN)/python -m lgt_assets.selection aggregate); \
-	if [ -n "$$single" ]; then \
-	  echo "== materializing $$single"; \
-	  $(BIN)/dagster asset materialize -m definitions --select "$$single" --config-json "$$config"; \
-	fi; \
-	parts=$$($(BIN)/python -m lgt.recipe partitions "$(LGT_RECIPE)"); \
-	range="$$(head -n1 <<<"$$parts")...$$(tail -n1 <<<"$$parts")"; \
-	echo "== materializing $$sharded for the $$(wc -l <<<"$$parts") partitions $$range in one run"; \
-	$(BIN)/dagster asset materialize -m definitions --select "$$sharded" --partition-range "$$range" --config-json "$$config"; \
-	if [ -n "$$after" ]; then \
-	  echo "== materializing $$after"; \
-	  $(BIN)/dagster asset materialize -m definitions --select "$$after" --config-json "$$config"; \
-	fi; \
-	echo "== done: $$single, partitions $$range and $$after; artifacts under $(LGT_HOME)"
+	scripts/materialize.sh '{"execution": {"config": {"$(EXECUTOR)": {}}}, "loggers": {"console": {"config": {"log_level": "$(LOG_LEVEL)"}}}}'
 
 demo: materialize
 

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from lgt.base_model import Dtype
 from lgt.config import Strict as _Strict
 from lgt.config import resolve_path as _resolve
 from lgt.engines.config import ModelRole, Sampling
+from lgt.evaluation.specs import FileSuite, SyntheticSuite
 from lgt.images.sources import SOURCE_KINDS
 from lgt.questions.compose import COMPOSITIONS
 from lgt.questions.families import FAMILIES, phrasing_slots
+from lgt.training.config import DpoCheckpointStage, SftCheckpointStage
 from schemas.vocab import AnswerFormat, DpoRule, FourPhaseSubset, OptionStyle, PassRateSubset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -432,6 +434,44 @@ class ExportsStage(_Strict):
     )
 
 
+Suite = Annotated[Union[SyntheticSuite, FileSuite], Field(discriminator="kind")]  # noqa: UP007
+CHECKPOINTS = ("base_model", "sft_checkpoint", "dpo_checkpoint")
+
+
+class BenchmarkSuitesStage(_Strict):
+    suites: list[Suite] = Field([], description="the benchmarks every model is scored on")
+
+    @field_validator("suites")
+    @classmethod
+    def _unique_names(cls, v: list[Any]) -> list[Any]:
+        names = [s.name for s in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"suite names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+
+class BenchmarkScoresStage(_Strict):
+    role: RoleName = Field("vlm", description="the backend settings models are served with; the model is replaced")
+    models: list[Literal["base_model", "sft_checkpoint", "dpo_checkpoint"]] = Field(
+        list(CHECKPOINTS), min_length=1, description="the models scored on every suite"
+    )
+    sampling: Sampling = Field(
+        Sampling(n=1, temperature=0.0, max_new_tokens=1024), description="greedy; LPT: up to 1024 new tokens"
+    )
+    prefill: str = Field(
+        "",
+        description="the reply starts with this text; '<think>\n</think>\n<answer>' asks for the answer without a "
+        "thought (one prefill per question instead of one per thinking phase: what the CPU demo can afford)",
+    )
+    preview: int = Field(4, ge=0, le=32, description="outputs shown per partition in the UI")
+
+
+class ReportStage(_Strict):
+    baseline: Literal["base_model", "sft_checkpoint", "dpo_checkpoint"] = "base_model"
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
 class Stages(_Strict):
     images: ImagesStage = ImagesStage()
     questions_grounded: QuestionsGroundedStage = QuestionsGroundedStage()
@@ -445,6 +485,11 @@ class Stages(_Strict):
     dpo_pairs: DpoStage = DpoStage()
     rl_prompts: RlStage = RlStage()
     exports: ExportsStage = ExportsStage()
+    sft_checkpoint: SftCheckpointStage = SftCheckpointStage()
+    dpo_checkpoint: DpoCheckpointStage = DpoCheckpointStage()
+    benchmark_suites: BenchmarkSuitesStage = BenchmarkSuitesStage()
+    benchmark_scores: BenchmarkScoresStage = BenchmarkScoresStage()
+    report: ReportStage = ReportStage()
 
 
 class Recipe(_Strict):
@@ -463,6 +508,39 @@ class Recipe(_Strict):
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
         return v
+
+    @model_validator(mode="after")
+    def _synthetic_suites_held_out(self) -> Recipe:
+        """A synthetic suite copies a synthetic source of this recipe, with a seed no training source draws from:
+        a scene is a pure function of (seed, shard, index), so distinct seeds give disjoint scenes."""
+        seeds = {s.seed for s in self.sources if s.kind == "synthetic_scenes"}
+        for suite in self.stages.benchmark_suites.suites:
+            if suite.kind != "synthetic":
+                continue
+            like = next((s for s in self.sources if s.name == suite.like), None)
+            if like is None or like.kind != "synthetic_scenes":
+                raise ValueError(f"benchmark suite {suite.name!r}: like={suite.like!r} is not a synthetic source")
+            if suite.seed in seeds:
+                raise ValueError(
+                    f"benchmark suite {suite.name!r}: seed {suite.seed} is a training source's seed; "
+                    "a held-out suite needs a seed no source uses"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _scored_models_exist(self) -> Recipe:
+        enabled = {"base_model", *(["sft_checkpoint"] if self.stages.sft_checkpoint.enabled else [])}
+        if "sft_checkpoint" in enabled and self.stages.dpo_checkpoint.enabled:
+            enabled.add("dpo_checkpoint")
+        missing = [m for m in self.stages.benchmark_scores.models if m not in enabled]
+        if missing and self.stages.benchmark_suites.suites:
+            raise ValueError(f"benchmark_scores.models names {missing}, whose training stage is not enabled")
+        return self
+
+    def score_partition_keys(self) -> list[str]:
+        """`<model>/<suite>`: one benchmark_scores partition per model and suite."""
+        scores = self.stages.benchmark_scores
+        return [f"{m}/{s.name}" for m in scores.models for s in self.stages.benchmark_suites.suites]
 
     def source(self, name: str) -> Any:
         for s in self.sources:

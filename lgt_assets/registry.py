@@ -7,6 +7,14 @@ in lgt/recipe.py `Stages`, and one `Stage` entry in lgt_assets/<package>.py. See
 
 from __future__ import annotations
 
-from lgt_assets import datasets, images, models, questions, traces
+from lgt_assets import datasets, evaluation, images, models, questions, traces, training
 
-REGISTRY = (*models.ENTRIES, *images.ENTRIES, *questions.ENTRIES, *traces.ENTRIES, *datasets.ENTRIES)
+REGISTRY = (
+    *models.ENTRIES,
+    *images.ENTRIES,
+    *questions.ENTRIES,
+    *traces.ENTRIES,
+    *datasets.ENTRIES,
+    *training.ENTRIES,
+    *evaluation.ENTRIES,
+)

@@ -1,45 +1,67 @@
-"""`python -m lgt_assets.selection unpartitioned|partitioned|aggregate`: asset keys for `dagster asset materialize`.
+"""`python -m lgt_assets.selection waves`: the runs that materialize the whole graph, in order, for the CLI.
 
-A run takes either one partition of the partitioned assets or unpartitioned ones, so `make demo` materializes
-the unpartitioned assets that come first (base_model), then each partition, then the unpartitioned assets that
-read every partition (exports). The phases come from the resolved asset graph, so a new registry entry lands
-in the right one by itself.
+A run takes assets of one partitioning only: unpartitioned ones, or one range of one partitions definition. So
+`make demo` materializes the graph in waves: each wave is the largest set of assets that share a partitioning and
+whose parents are done or in the wave; unpartitioned assets go first when several are ready. For the demo:
+base_model; every `<source>/<shard>` asset over the shard range; the exports, checkpoints and benchmark suites;
+the `<model>/<suite>` scores over their range; the report. The waves come from the resolved asset graph, so a
+new registry entry lands in the right one by itself.
+
+Each line printed is `<comma-separated asset keys>` then, for a partitioned wave, a tab and `<first>...<last>`.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import dagster as dg
 
-PHASES = ("unpartitioned", "partitioned", "aggregate")
+
+@dataclass(frozen=True)
+class Wave:
+    assets: list[str]
+    partitions: list[str] | None  # the partition keys of the wave's partitions definition; None: unpartitioned
+
+    def line(self) -> str:
+        keys = ",".join(self.assets)
+        return keys if self.partitions is None else f"{keys}\t{self.partitions[0]}...{self.partitions[-1]}"
 
 
-def keys(phase: str, defs: dg.Definitions | None = None) -> list[str]:
+def waves(defs: dg.Definitions | None = None) -> list[Wave]:
     if defs is None:
         from lgt.recipe import load_recipe
         from lgt_assets import build_definitions
 
         defs = build_definitions(load_recipe())
     graph = defs.resolve_asset_graph()
-
-    def partitioned(k) -> bool:
-        return graph.get(k).partitions_def is not None
-
-    def phase_of(k) -> str:
-        if partitioned(k):
-            return "partitioned"
-        return "aggregate" if any(partitioned(p) for p in graph.get(k).parent_keys) else "unpartitioned"
-
-    return sorted(
-        k.to_user_string()
-        for k in graph.get_all_asset_keys()
-        if graph.get(k).is_materializable and phase_of(k) == phase
-    )
+    todo = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    parents = {k: {p for p in graph.get(k).parent_keys if p in todo} for k in todo}
+    pdef = {k: graph.get(k).partitions_def for k in todo}
+    done: set[dg.AssetKey] = set()
+    out: list[Wave] = []
+    while todo:
+        ready = [k for k in todo if parents[k] <= done]
+        if not ready:
+            raise RuntimeError(f"the asset graph has a cycle among {sorted(k.to_user_string() for k in todo)}")
+        first = next((k for k in ready if pdef[k] is None), ready[0])
+        wave = {k for k in ready if pdef[k] == pdef[first]}
+        grew = True
+        while grew:  # add assets of the same partitioning whose parents are done or in the wave
+            grew = False
+            for k in todo - wave:
+                if pdef[k] == pdef[first] and parents[k] <= done | wave:
+                    wave.add(k)
+                    grew = True
+        part = pdef[first]
+        out.append(Wave(sorted(k.to_user_string() for k in wave), part.get_partition_keys() if part else None))
+        done |= wave
+        todo -= wave
+    return out
 
 
 if __name__ == "__main__":
-    which = sys.argv[1] if len(sys.argv) > 1 else "partitioned"
-    if which not in PHASES:
-        sys.exit(f"usage: python -m lgt_assets.selection {'|'.join(PHASES)}")
-    print(",".join(keys(which)))
+    if sys.argv[1:] != ["waves"]:
+        sys.exit("usage: python -m lgt_assets.selection waves")
+    for w in waves():
+        print(w.line())

@@ -46,14 +46,15 @@ class Engines:
             )
         return self._base_model
 
-    def engine(self, role_name: str, log: Callable[[str], None] | None = None) -> Engine:
-        """A fresh Engine (its own stats) over the role's backend.
+    def engine(self, role_name: str, log: Callable[[str], None] | None = None, model: str | None = None) -> Engine:
+        """A fresh Engine (its own stats) over the role's backend; `model` (a checkpoint folder) replaces the role's
+        model, with the role's backend settings (how a fine-tuned checkpoint is served for its benchmark scores).
 
         Roles that name the same model with the same backend settings share one backend (the demo's four roles
         are one SmolLM2): one model load, not four.
         """
         role = getattr(self.recipe.models, role_name)
-        model = self.model_path(role.model)
+        model = model or self.model_path(role.model)
         # the image size is applied per call, not by the backend: roles differing only in it share one model
         shared = json.dumps([model, role.model_dump(mode="json", exclude={"sampling", "max_pixels"})], sort_keys=True)
         if shared not in self._backends:

@@ -1,6 +1,7 @@
 """One Arrow schema and one pandera model per artifact, paired as an `Artifact`. Imports nothing of ours."""
 
 from schemas.artifact import Artifact
+from schemas.evaluation import BENCHMARK_ARROW, EVAL_LETTERS, SCORES_ARROW, BenchmarkSchema, ScoresSchema
 from schemas.images import IMAGES_ARROW, QUARANTINE_ARROW, ImagesQuarantineSchema, ImagesSchema
 from schemas.questions import QUESTION_ITEMS_ARROW, QUESTIONS_ARROW, QuestionItemsSchema, QuestionsSchema
 from schemas.traces import (
@@ -32,6 +33,8 @@ DIFFICULTY = Artifact("difficulty", DIFFICULTY_ARROW, DifficultySchema)
 SFT = Artifact("sft_data", SFT_ARROW, SftSchema)
 DPO = Artifact("dpo_pairs", DPO_ARROW, DpoSchema)
 RL = Artifact("rl_prompts", RL_ARROW, RlSchema)
+BENCHMARK = Artifact("benchmark_suites", BENCHMARK_ARROW, BenchmarkSchema)
+SCORES = Artifact("benchmark_scores", SCORES_ARROW, ScoresSchema)
 
 ARTIFACTS = (
     IMAGES,
@@ -45,10 +48,15 @@ ARTIFACTS = (
     SFT,
     DPO,
     RL,
+    BENCHMARK,
+    SCORES,
 )
 
 __all__ = [
     "ARTIFACTS",
+    "BENCHMARK",
+    "EVAL_LETTERS",
+    "SCORES",
     "DIFFICULTY",
     "DPO",
     "FOUR_PHASE",
@@ -66,6 +74,7 @@ __all__ = [
     "SIMPLE_COTS",
     "SPLITS",
     "Artifact",
+    "BenchmarkSchema",
     "DifficultySchema",
     "DpoSchema",
     "FourPhaseSchema",
@@ -75,6 +84,7 @@ __all__ = [
     "QuestionItemsSchema",
     "QuestionsSchema",
     "RlSchema",
+    "ScoresSchema",
     "SftSchema",
     "SimpleCotsSchema",
 ]

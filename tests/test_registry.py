@@ -15,12 +15,13 @@ from lgt_assets import build_definitions
 from lgt_assets.datasets import funnel_assets
 from lgt_assets.factory import Stage, Wiring
 from lgt_assets.registry import REGISTRY
-from lgt_assets.selection import keys
+from lgt_assets.selection import Wave, waves
 from schemas import Artifact
 
 
-def recipe(tmp_path):
+def recipe(tmp_path, suites=False):
     p = tmp_path / "r.yaml"
+    held = "stages: {benchmark_suites: {suites: [{name: held, kind: synthetic, like: s, seed: 9}]}}" if suites else ""
     p.write_text(
         textwrap.dedent("""
         name: reg
@@ -31,6 +32,7 @@ def recipe(tmp_path):
           verifier: {backend: transformers, model: base_model}
           small_solver: {backend: transformers, model: base_model}
         """)
+        + held
     )
     return load_recipe(p)
 
@@ -69,9 +71,7 @@ TOY_STAGE = Stage(
 def test_the_product_registry_phases_and_funnel(tmp_path):
     r = recipe(tmp_path)
     defs = build_definitions(r, base_path=str(tmp_path / "home"))
-    assert keys("unpartitioned", defs) == ["base_model"]
-    assert keys("aggregate", defs) == ["exports"]
-    assert keys("partitioned", defs) == sorted(
+    shards = sorted(
         [
             "images",
             "images_quarantine",
@@ -87,6 +87,21 @@ def test_the_product_registry_phases_and_funnel(tmp_path):
             "rl_prompts",
         ]
     )
+    # one run per partitioning, in dependency order (no benchmark suites: no scores, no report)
+    assert waves(defs) == [
+        Wave(["base_model"], None),
+        Wave(shards, ["s/0", "s/1"]),
+        Wave(["dpo_checkpoint", "exports", "sft_checkpoint"], None),
+    ]
+    assert waves(defs)[1].line() == ",".join(shards) + "\ts/0...s/1"
+    with_suites = recipe(tmp_path, suites=True)
+    assert [(w.assets, w.partitions) for w in waves(build_definitions(with_suites, base_path=str(tmp_path)))] == [
+        (["base_model"], None),
+        (shards, ["s/0", "s/1"]),
+        (["benchmark_suites", "dpo_checkpoint", "exports", "sft_checkpoint"], None),
+        (["benchmark_scores"], ["base_model/held", "sft_checkpoint/held", "dpo_checkpoint/held"]),
+        (["report"], None),
+    ]
     wiring = Wiring(r, dg.StaticPartitionsDefinition(r.partition_keys()), str(tmp_path), REGISTRY)
     assert funnel_assets(wiring) == [
         "questions_grounded",
@@ -114,9 +129,9 @@ def test_a_toy_stage_through_the_registry_alone(tmp_path):
     graph = defs.resolve_asset_graph()
     toy = graph.get(dg.AssetKey("toy_counts"))
     assert toy.group_name == "toys" and toy.parent_keys == {dg.AssetKey("images")}
-    assert "toy_counts" in keys("partitioned", defs)
+    assert "toy_counts" in waves(defs)[1].assets
     assert "toy_counts" in funnel_assets(Wiring(r, toy.partitions_def, str(home), registry))
-    assert "toy_counts" not in keys("partitioned", build_definitions(r, base_path=str(home)))
+    assert "toy_counts" not in waves(build_definitions(r, base_path=str(home)))[1].assets
 
     with dg.instance_for_test() as instance:
         result = dg.materialize(

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from lgt.recipe import load_recipe
 from lgt.storage import table_digest
 from lgt_assets import build_definitions
-from lgt_assets.selection import keys
+from lgt_assets.selection import waves
 
 LLM_STAGES = ("simple_cots", "long_cots", "four_phase", "difficulty")
 
@@ -64,7 +64,7 @@ def test_traces_datasets_and_exports_materialize_account_for_every_sample_and_re
     recipe = load_recipe(recipe_file(tmp_path, smollm2))
     home = tmp_path / "home"
     defs = build_definitions(recipe, base_path=str(home))
-    sharded = keys("partitioned", defs)  # every partitioned asset the registry declares
+    sharded = waves(defs)[1].assets  # every <source>/<shard> asset the registry declares
     with dg.instance_for_test() as instance:
         assert _run(defs, instance, ["base_model"]).success
         first = _run(defs, instance, sharded, "s/0")
