@@ -221,7 +221,7 @@ def build_report_asset(w: Wiring) -> dg.AssetsDefinition:
         return dg.Output(
             pa.Table.from_pylist(summary),
             metadata={
-                "path": dg.MetadataValue.path(out),
+                "report_dir": dg.MetadataValue.path(out),
                 "report": dg.MetadataValue.md(markdown + "\n\n" + png_markdown(chart, "accuracy with 95 % intervals")),
             },
         )

@@ -54,7 +54,7 @@ def checkpoint_output(name: str, path: Path, metrics: dict[str, Any], trained: b
         pa.Table.from_pylist([row], schema=CHECKPOINT_ARROW),
         data_version=dg.DataVersion(row["revision"]),
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "checkpoint": dg.MetadataValue.path(str(path)),  # "path" is the IO manager's: the stored row
             "steps": row["steps"],
             "tokens_seen": row["tokens_seen"],
             "wall_seconds": round(row["wall_seconds"], 1),

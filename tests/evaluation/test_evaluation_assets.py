@@ -104,7 +104,7 @@ def test_base_and_trained_models_scored_on_the_held_out_benchmark_end_to_end(tmp
             assert any(not weights[k].equal(base[k]) for k in base if k in weights), name
             m = _meta(results[name], name)
             assert m["steps"].value == (2 if name == "sft_checkpoint" else 1) and m["tokens_seen"].value > 0
-            assert "data:image/png;base64," in m["loss_curve"].value
+            assert "data:image/png;base64," in m["loss_curve"].value and m["checkpoint"].value == row["path"]
         # scores: one partition per model, every question answered and read (or counted as unreadable)
         for model in MODELS:
             scores = pq.read_table(home / f"storage/benchmark_scores/{model}/held.parquet")
@@ -128,7 +128,9 @@ def test_base_and_trained_models_scored_on_the_held_out_benchmark_end_to_end(tmp
             scores = pq.read_table(home / f"storage/benchmark_scores/{model}/held.parquet")
             assert overall[model]["correct"] == sum(scores["correct"].to_pylist()) and overall[model]["n"] == 12
             assert overall[model]["lo"] <= overall[model]["accuracy"] <= overall[model]["hi"]
-        assert "data:image/png;base64," in _meta(results["report"], "report")["report"].value
+        report_meta = _meta(results["report"], "report")
+        assert "data:image/png;base64," in report_meta["report"].value
+        assert report_meta["report_dir"].value == str(home / "reports/e2e")
 
         # a new materialization with nothing changed trains nothing and calls no model
         again = dg.materialize(
