@@ -48,6 +48,15 @@ GROUP_BOXED_LABELS = (
 )
 
 
+def unique_names(items: list[Any], what: str) -> list[Any]:
+    """`items` unchanged when their `.name`s are unique; else the repeated names, for a validator's error."""
+    names = [s.name for s in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+    return items
+
+
 class RecipeError(ValueError):
     """A recipe that cannot be loaded; the message says where and why."""
 
@@ -444,11 +453,7 @@ class BenchmarkSuitesStage(_Strict):
     @field_validator("suites")
     @classmethod
     def _unique_names(cls, v: list[Any]) -> list[Any]:
-        names = [s.name for s in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"suite names must be unique; repeated: {', '.join(dupes)}")
-        return v
+        return unique_names(v, "suite")
 
 
 class BenchmarkScoresStage(_Strict):
@@ -503,11 +508,7 @@ class Recipe(_Strict):
     @field_validator("sources")
     @classmethod
     def _unique_names(cls, v: list[Any]) -> list[Any]:
-        names = [s.name for s in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
-        return v
+        return unique_names(v, "source")
 
     @model_validator(mode="after")
     def _synthetic_suites_held_out(self) -> Recipe:

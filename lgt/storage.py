@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
+from pathlib import Path
 
 import fsspec
 import pyarrow as pa
@@ -66,3 +68,20 @@ def table_digest(table: pa.Table, exclude: tuple[str, ...] = ()) -> str:
     with pa.ipc.new_stream(sink, keep.schema.remove_metadata()) as w:
         w.write_table(keep)
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`, replacing an old `out`; the old folder is deleted only once the new one is in place."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -163,7 +163,8 @@ def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
             results = engine.generate([eval_request(r, sampling, stage.prefill) for r in rows])
             table = score_rows(rows, results, model, engine.backend.revision or path, stage.prefill)
             tables[pk] = table.cast(SCORES.arrow)
-            overall = [s for s in summarize(table) if s["task"] == "overall"][0]
+            summary = summarize(table)
+            overall = next(s for s in summary if s["task"] == "overall")
             context.log.info(
                 f"{pk}: accuracy {overall['accuracy']:.1%} [{overall['lo']:.1%}, {overall['hi']:.1%}] of "
                 f"{overall['n']}; unreadable {overall['unreadable']}, errors {overall['errors']}"
@@ -180,7 +181,7 @@ def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
                 "unreadable": overall["unreadable"],
                 "errors": overall["errors"],
                 "by_task": dg.MetadataValue.json(
-                    {s["task"]: [s["correct"], s["n"]] for s in summarize(table) if s["task"] != "overall"}
+                    {s["task"]: [s["correct"], s["n"]] for s in summary if s["task"] != "overall"}
                 ),
                 "outputs": dg.MetadataValue.md(traces_markdown(preview, "output", "label")),
             }

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ import pyarrow.compute as pc
 from lgt.datasets.card import CardInfo, render_card
 from lgt.engines.resize import fit_pixels
 from lgt.images.stand_in import stand_in
+from lgt.storage import replace_dir
 from schemas.vocab import SPLITS
 
 STAGES = SPLITS  # stage1, stage2
@@ -252,22 +252,6 @@ def _entry(root: Path, rel: str, fmt: str, split: str | None, rows: int | None) 
     return {"path": rel, "format": fmt, "split": split, "rows": rows, "bytes": size, "dataset": None}
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace `out` with `tmp` by renames on one filesystem; the old export is deleted once the new one is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_exports(
     out_dir,
     *,
@@ -335,7 +319,7 @@ def write_exports(
 
         (tmp / "README.md").write_text(render_card(card, manifest), encoding="utf-8")
         manifest.append(_entry(tmp, "README.md", "card", None, None))
-        _swap_into_place(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from lgt.engines.checkpoint import checkpoint_revision
 from lgt.storage import table_digest
-from lgt.training.job import TrainJob, write_job
-from lgt.training.launch import command, read_metrics, run
+from lgt.training.job import TrainJob, read_metrics, write_job
+from lgt.training.launch import command, run
 
 
 def checkpoints_dir(lgt_home: str) -> Path:

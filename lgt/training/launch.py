@@ -16,9 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lgt.training.job import read_metrics  # the caller's other half: what the run wrote
-
-__all__ = ["RUNNER_MODULE", "command", "read_metrics", "run"]
+__all__ = ["RUNNER_MODULE", "command", "run"]
 
 RUNNER_MODULE = "lgt.training.train"
 TAIL_LINES = 40

@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lgt.engines.checkpoint import REVISION_FILE
+from lgt.storage import replace_dir
 from lgt.training.config import DpoCheckpointStage, SftCheckpointStage, TrainingStage
 from lgt.training.job import METRICS_FILE, TrainJob, read_job
 
@@ -429,23 +430,6 @@ def train_phase(job: TrainJob, s: TrainingStage, files: list[str], src: str, dst
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return result, processing_class
-
-
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Rename `tmp` to `out`, replacing an old `out`; the old folder is deleted only once the new one is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def run_job(job_path: Path | str) -> dict[str, Any] | None:
