@@ -2,5 +2,7 @@
 
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
+from lgt_assets.instance import install_settings
 
+install_settings()
 defs = build_definitions(load_recipe())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -497,6 +498,31 @@ class Stages(_Strict):
     report: ReportStage = ReportStage()
 
 
+class Automation(_Strict):
+    """What refreshes without a click, once the Dagster daemon runs (`make ui`)."""
+
+    enabled: bool = Field(
+        True,
+        description="the automation sensor, the sources' schedule and the shard_files sensor start on; "
+        "false: they are defined but stopped, and assets refresh only when asked",
+    )
+    models_cron: str = Field(
+        "0 3 * * *",
+        description="when the model-calling and training assets (pools llm and gpu) refresh, each when nothing "
+        "upstream is missing or running; an upstream edit alone never starts one",
+    )
+    sources_cron: str = Field("0 2 * * *", description="when every shard is read again from its source")
+    watch_interval_s: int = Field(30, ge=5, description="how often the shard_files sensor lists watched folders")
+
+    @field_validator("models_cron", "sources_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        fields = v.split()
+        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,?-]+", f) for f in fields):
+            raise ValueError(f"{v!r} is not a cron expression (minute hour day month weekday)")
+        return v
+
+
 class Recipe(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -504,6 +530,7 @@ class Recipe(_Strict):
     models: Models
     base_model: BaseModelSpec = BaseModelSpec()
     stages: Stages = Stages()
+    automation: Automation = Automation()
 
     @field_validator("sources")
     @classmethod
@@ -549,8 +576,19 @@ class Recipe(_Strict):
                 return s
         raise KeyError(f"recipe {self.name!r} has no source {name!r}")
 
+    def watches(self) -> bool:
+        """Whether a source is a watched folder, whose shards (so partitions) come and go with its files."""
+        return any(getattr(s, "watch", False) for s in self.sources)
+
     def partition_keys(self) -> list[str]:
-        return [partition_key(s.name, i) for s in self.sources for i in range(s.shards)]
+        """`<source>/<shard>` for every declared shard, and for every shard file now in a watched folder."""
+        from lgt.images.sources.parquet import watched_shards
+
+        keys = []
+        for s in self.sources:
+            shards = watched_shards(s.path) if getattr(s, "watch", False) else range(s.shards)
+            keys += [partition_key(s.name, i) for i in shards]
+        return keys
 
     def digest(self) -> str:
         """Content hash of the validated recipe: the lineage stamp for every artifact."""

@@ -192,7 +192,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
     def exports(context: dg.AssetExecutionContext, **read: Any) -> dg.Output:
         inputs = {name: concat(value) for name, value in read.items()}
         check_rl_disjoint(inputs["rl_prompts"], sft_data=inputs["sft_data"], dpo_pairs=inputs["dpo_pairs"])
-        parts = partitions.get_partition_keys()
+        parts = partitions.get_partition_keys(dynamic_partitions_store=context.instance)
         lengths, forced = _thoughts(inputs)
         card = CardInfo(
             name=name,

@@ -21,6 +21,7 @@ from lgt.evaluation.synthetic import asked, synthetic_suite, training_asked
 from lgt.plots import png_markdown
 from lgt.preview import traces_markdown
 from lgt_assets.factory import (
+    MODEL_RETRIES,
     Custom,
     Metadata,
     Wiring,
@@ -140,6 +141,7 @@ def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
         ins=ins,
         deps=["base_model"],
         pool="llm",
+        retry_policy=MODEL_RETRIES,
         description="Each model's greedy answer to every question of a suite, read by the one answer reader "
         "(lgt/answers.py) and scored; partitioned <model>/<suite>; every output kept for inspection.",
         metadata={"dagster/column_schema": column_schema(SCORES.model)},

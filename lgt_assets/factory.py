@@ -31,6 +31,10 @@ from schemas import Artifact
 
 Metadata = dict[str, Any]
 
+# A model step that fails (a server that went away, a GPU out of memory) is retried within the run, however the run
+# was started; the instance's run retries (dagster.yaml) come on top for a run whose worker died.
+MODEL_RETRIES = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
 
 @dataclass(frozen=True)
 class Wiring:
@@ -296,6 +300,7 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
         deps=["base_model"] if roles else [],
         # one model-calling step at a time: parallel steps would fight over the cores (or the GPU)
         pool="llm" if roles else None,
+        retry_policy=MODEL_RETRIES if roles else None,
         description=stage.description,
         metadata={"dagster/column_schema": column_schema(model)},
         code_version=code_version(recipe, settings, roles, prompts, *stage.version_extra(recipe)),

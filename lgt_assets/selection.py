@@ -8,6 +8,7 @@ the `<model>/<suite>` scores over their range; the report. The waves come from t
 new registry entry lands in the right one by itself.
 
 Each line printed is `<comma-separated asset keys>` then, for a partitioned wave, a tab and `<first>...<last>`.
+When the recipe watches a folder, its shard files now there are first added to the instance's dynamic partitions.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Wave:
         return keys if self.partitions is None else f"{keys}\t{self.partitions[0]}...{self.partitions[-1]}"
 
 
-def waves(defs: dg.Definitions | None = None) -> list[Wave]:
+def waves(defs: dg.Definitions | None = None, instance: dg.DagsterInstance | None = None) -> list[Wave]:
+    """The runs in order; `instance` holds the dynamic partitions of a recipe that watches a folder."""
     if defs is None:
         from lgt.recipe import load_recipe
         from lgt_assets import build_definitions
@@ -54,7 +56,12 @@ def waves(defs: dg.Definitions | None = None) -> list[Wave]:
                     wave.add(k)
                     grew = True
         part = pdef[first]
-        out.append(Wave(sorted(k.to_user_string() for k in wave), part.get_partition_keys() if part else None))
+        out.append(
+            Wave(
+                sorted(k.to_user_string() for k in wave),
+                part.get_partition_keys(dynamic_partitions_store=instance) if part else None,
+            )
+        )
         done |= wave
         todo -= wave
     return out
@@ -63,5 +70,18 @@ def waves(defs: dg.Definitions | None = None) -> list[Wave]:
 if __name__ == "__main__":
     if sys.argv[1:] != ["waves"]:
         sys.exit("usage: python -m lgt_assets.selection waves")
-    for w in waves():
+    from lgt.recipe import load_recipe
+    from lgt_assets import build_definitions
+    from lgt_assets.automation import register_shards
+
+    recipe = load_recipe()
+    if recipe.watches():
+        with dg.DagsterInstance.get() as instance:
+            register_shards(instance, recipe)
+            plan = waves(build_definitions(recipe), instance)
+    else:
+        plan = waves(build_definitions(recipe))
+    for w in plan:
+        if w.partitions == []:
+            sys.exit(f"{', '.join(w.assets)}: no partitions yet (the recipe's watched folders hold no shard file)")
         print(w.line())

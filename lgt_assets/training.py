@@ -16,7 +16,7 @@ from lgt.engines.checkpoint import checkpoint_revision
 from lgt.plots import loss_curve_png, png_markdown
 from lgt.training.checkpoints import train_checkpoint
 from lgt.training.job import dpo_phases, sft_phases
-from lgt_assets.factory import Custom, Wiring, code_version, group_of
+from lgt_assets.factory import MODEL_RETRIES, Custom, Wiring, code_version, group_of
 
 GROUP = group_of(__name__)
 
@@ -77,6 +77,7 @@ def build_sft_asset(w: Wiring) -> dg.AssetsDefinition:
         ins={"exports": dg.AssetIn()},
         deps=["base_model"],
         pool="gpu",
+        retry_policy=MODEL_RETRIES,
         kinds={"trl"},
         description="TRL SFTTrainer from base_model on the exported SFT sets (stage 1 and 2 mixed, or staged); "
         "the checkpoint under $LGT_HOME/checkpoints/sft_checkpoint/<version>/.",
@@ -100,6 +101,7 @@ def build_dpo_asset(w: Wiring) -> dg.AssetsDefinition:
         io_manager_key="parquet_io",
         ins={"exports": dg.AssetIn(), "sft_checkpoint": dg.AssetIn()},
         pool="gpu",
+        retry_policy=MODEL_RETRIES,
         kinds={"trl"},
         description="TRL DPOTrainer from sft_checkpoint on the exported preference pairs (beta, plus the SFT loss "
         "on the chosen answer); the checkpoint under $LGT_HOME/checkpoints/dpo_checkpoint/<version>/.",

@@ -482,6 +482,45 @@ def test_parquet_sharding_across_files(tmp_path, shards):
     check_partition(per_shard, [f"p{i}" for i in range(N)], blobs)
 
 
+def test_watched_folder_one_shard_per_file_numbered_by_name(tmp_path):
+    """Each file of a watched folder is one whole shard, numbered by the last number in its name; files still being
+    written (`.`/`_` names) are not shards; a file without a number, or two naming one shard, is an error."""
+    from lgt.images.sources.parquet import watched_shards
+
+    blobs = distinct_pngs(5)
+    inbox = tmp_path / "inbox"
+    assert watched_shards(inbox) == {}  # not there yet: no shard, no error
+    inbox.mkdir()
+
+    def put(name, rows):
+        table = pa.table({"image": pa.array([blobs[i] for i in rows], pa.binary()), "id": [f"p{i}" for i in rows]})
+        pq.write_table(table, inbox / name)
+
+    put("day2-part-00010.parquet", [3, 4])
+    put("day1-part-00002.parquet", [0, 1, 2])
+    put("_tmp-part-00011.parquet", [0])
+    assert watched_shards(inbox) == {2: inbox / "day1-part-00002.parquet", 10: inbox / "day2-part-00010.parquet"}
+    src = ParquetSource(
+        kind="parquet", name="w", path=inbox, watch=True, columns=ParquetColumns(image="image", id="id")
+    )
+    for shard, rows in ((2, [0, 1, 2]), (10, [3, 4])):
+        result = build(src, shard)
+        meta = [json.loads(r["metadata"]) for r in result.images.to_pylist()]
+        assert [(m["source_id"], m["row"], m["shard"]) for m in meta] == [
+            (f"p{i}", j, shard) for j, i in enumerate(rows)
+        ]
+    with pytest.raises(FileNotFoundError, match="no shard file numbered 3"):
+        build(src, 3)
+    with pytest.raises(ValueError, match="remove `shards`"):
+        ParquetSource(kind="parquet", name="w", path=inbox, watch=True, shards=2, columns=ParquetColumns(image="image"))
+    put("extra-10.parquet", [0])
+    with pytest.raises(ValueError, match="both name shard 10"):
+        watched_shards(inbox)
+    (inbox / "extra-10.parquet").rename(inbox / "notes.parquet")
+    with pytest.raises(ValueError, match="notes.parquet: a shard file in a watched folder needs a number"):
+        watched_shards(inbox)
+
+
 def test_shard_range_by_hand():
     assert [list(shard_range(7, 3, k)) for k in range(3)] == EXPECTED_RANGES[3]
     assert [list(shard_range(2, 3, k)) for k in range(3)] == [[], [0], [1]]  # more shards than rows: some empty

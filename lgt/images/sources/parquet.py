@@ -4,16 +4,21 @@ The image column may hold an HF image struct {bytes, path}, raw bytes, or a
 path relative to `image_root`. The objects column (optional) holds a list of
 structs with `label`, `bbox` (or `bbox_xyxy`), optional `attributes` and
 `object_id`; the recipe's `bbox_format` says how to read the box.
+
+With `watch: true` the path is a folder watched for shard files: each file is one shard, numbered by the last
+number in its name (`part-00007.parquet` is shard 7), so a new file is a new partition and no other shard moves.
+Files whose names start with `.` or `_` are skipped: a writer writes under such a name, then renames.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow.parquet as pq
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lgt.config import Strict, resolve_path
 from lgt.images.sources.base import SourceConfig, first_occurrences, require_dir, shard_range
@@ -35,8 +40,35 @@ class ParquetSource(SourceConfig):
     image_root: Path | None = Field(None, description="root for images given as relative paths")
     bbox_format: Literal["xyxy", "xywh"] = "xyxy"
     require_caption: bool = True
+    watch: bool = Field(
+        False,
+        description="the path is a folder of shard files, one shard each, numbered by the last number in the file "
+        "name; the shard_files sensor adds a partition for each new file (so `shards` is not set)",
+    )
 
     _paths = field_validator("path", "image_root")(resolve_path)
+
+    @model_validator(mode="after")
+    def _watch_numbers_shards(self) -> ParquetSource:
+        if self.watch and "shards" in self.model_fields_set:
+            raise ValueError("a watched folder numbers its shards by file name: remove `shards`")
+        return self
+
+
+def watched_shards(folder: Path) -> dict[int, Path]:
+    """Shard number -> file of a watched folder (empty while the folder does not exist yet)."""
+    out: dict[int, Path] = {}
+    for f in sorted(Path(folder).glob("*.parquet")) if Path(folder).is_dir() else []:
+        if f.name.startswith((".", "_")):  # still being written
+            continue
+        numbers = re.findall(r"\d+", f.stem)
+        if not numbers:
+            raise ValueError(f"{f}: a shard file in a watched folder needs a number in its name (part-00007.parquet)")
+        shard = int(numbers[-1])
+        if shard in out:
+            raise ValueError(f"{f} and {out[shard]} both name shard {shard}")
+        out[shard] = f
+    return dict(sorted(out.items()))
 
 
 def parquet_files(path: Path) -> list[Path]:
@@ -68,7 +100,13 @@ def _image(value: Any, src) -> tuple[bytes, str | None]:
 def read_parquet(src: ParquetSource, shard: int) -> Iterator[RawRecord]:
     cols = src.columns
     wanted = [c for c in (cols.image, cols.caption, cols.id, cols.objects, cols.split) if c]
-    files = parquet_files(src.path)
+    if src.watch:
+        files = watched_shards(src.path)
+        if shard not in files:
+            raise FileNotFoundError(f"{src.path}: no shard file numbered {shard} in the watched folder")
+        files = [files[shard]]
+    else:
+        files = parquet_files(src.path)
     if src.image_root is not None:
         require_dir(src.image_root, "image_root")
     ids: list[Any] = []
@@ -82,7 +120,7 @@ def read_parquet(src: ParquetSource, shard: int) -> Iterator[RawRecord]:
         else:
             ids.extend(range(len(ids), len(ids) + pq.ParquetFile(f).metadata.num_rows))
     first = first_occurrences(ids)
-    rows = shard_range(len(ids), src.shards, shard)
+    rows = range(len(ids)) if src.watch else shard_range(len(ids), src.shards, shard)  # a watched file is one shard
     offset = 0
     for f in files:
         pf = pq.ParquetFile(f)
