@@ -15,7 +15,7 @@ LOG_LEVEL ?= INFO
 # (measured faster on CPU, see benchmarks/README.md); multiprocess: a subprocess per step
 EXECUTOR ?= in_process
 
-.PHONY: demo test lint ui instance materialize clean
+.PHONY: demo test lint ui instance materialize screenshots clean
 
 .venv/.installed: pyproject.toml scripts/setup-venv.sh
 	scripts/setup-venv.sh dev
@@ -48,9 +48,15 @@ lint: .venv/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
+# The webserver and the daemon: the recipe's automation (sensors, schedule) runs while it is up
 ui: instance
-	@echo "Dagster UI on http://127.0.0.1:$(PORT)"
+	@echo "Dagster UI on http://127.0.0.1:$(PORT) (webserver and daemon; automation on unless the recipe says off)"
 	$(BIN)/dagster dev -m definitions -h 127.0.0.1 -p $(PORT)
+
+# the UI's screenshots in docs/ui/, taken by the UI test in headless Chromium
+screenshots: .venv/.installed
+	scripts/install-browser.sh
+	LGT_UPDATE_SCREENSHOTS=1 LGT_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests/system/test_ui.py
 
 clean:
 	rm -rf .lgt .dagster
