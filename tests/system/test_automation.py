@@ -2,8 +2,10 @@
 shard file becomes a partition built alone, and the instance settings a bare CLI run installs."""
 
 import io
+import socket
 import subprocess
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -16,13 +18,19 @@ from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 from lgt_assets.automation import SHARDS, register_shards
 from lgt_assets.registry import REGISTRY
-from tests.system.cli import ROOT, dagster, fresh_env
+from tests.system.cli import ROOT, dagster, fresh_env, start, stop
 
 # the CPU chain, one aggregate that reads every partition (benchmark_suites) and one model stage (simple_cots)
 ENTRIES = ("base_model", "images", "questions_grounded", "questions_composed", "questions", "benchmark_suites")
 CPU = {"images", "images_quarantine", "questions_grounded", "questions_composed", "questions"}
 MATERIALIZE = ("asset", "materialize", "-m", "definitions", "--select", "images,images_quarantine", "--partition")
 OBJECT = pa.struct([("label", pa.string()), ("bbox", pa.list_(pa.float64()))])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def shard_file(path, shard: int, rows: int = 2) -> None:
@@ -221,3 +229,49 @@ def test_a_bare_cli_run_installs_the_instance_settings(tmp_path):
     out = dagster(env, *MATERIALIZE, "synth/0")
     assert out.returncode == 0, out.stderr[-3000:]
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_dagster_dev_builds_the_cpu_assets_without_a_click(tmp_path, monkeypatch):
+    """`make ui`'s `dagster dev` on a fresh home: the daemon's automation sensor builds every missing CPU asset of
+    every partition by itself (one ranged run), and no model stage."""
+    env = fresh_env(
+        tmp_path,
+        """
+        name: ui
+        sources: [{name: synth, kind: synthetic_scenes, shards: 2, images_per_shard: 2, width: 96, height: 96,
+                   objects: [3, 4]}]
+        models:
+          vlm: {backend: transformers, model: base_model}
+          reasoner: {backend: transformers, model: base_model}
+          verifier: {backend: transformers, model: base_model}
+          small_solver: {backend: transformers, model: base_model}
+        stages:
+          questions_grounded: {llm: {enabled: false}}
+          questions_composed: {rewrite: {enabled: false}}
+        """,
+    )
+    storage = tmp_path / "run" / "lgt" / "storage"
+    want = {f"{a}/synth/{s}.parquet" for a in CPU for s in (0, 1)}
+    proc = start(env, "dev", "-m", "definitions", "-h", "127.0.0.1", "-p", str(free_port()), log=tmp_path / "dev.log")
+    try:
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            got = {str(p.relative_to(storage)) for p in storage.rglob("*.parquet")} if storage.exists() else set()
+            if want <= got:
+                break
+            assert proc.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
+            time.sleep(5)
+        else:
+            raise AssertionError(f"only {sorted(got)} after 7 minutes\n" + (tmp_path / "dev.log").read_text()[-3000:])
+        time.sleep(5)  # let the run record its success
+    finally:
+        stop(proc)
+    assert not (storage / "simple_cots").exists()  # the model stage waits for the cron
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # its dagster.yaml names the folder through the variable
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert runs and all(r.tags.get("dagster/from_automation_condition") == "true" for r in runs)
+        ranged = [r for r in runs if "images" in {k.to_user_string() for k in r.asset_selection or ()}]
+        assert [
+            (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in ranged
+        ] == [("synth/0", "synth/1")]
