@@ -110,8 +110,8 @@ ENTRIES = (
 def _summed_metadata(instance: dg.DagsterInstance, asset: str, partitions: list[str], key: str) -> dict[str, int]:
     """A metadata dict (or [name, count] pairs) of the latest materialization of each partition, summed.
 
-    A ranged run records one materialization for all its partitions; each partition's own counts are under
-    `<key>_by_partition` (lgt_assets.factory.range_metadata).
+    Each partition's event holds its own counts (lgt_assets.factory.partition_output); events written before that
+    by a ranged run hold the range's sum, with each partition's own under `<key>_by_partition`.
     """
     total: Counter = Counter()
     for pk in partitions:

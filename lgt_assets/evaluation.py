@@ -188,7 +188,7 @@ def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
                 "outputs": dg.MetadataValue.md(traces_markdown(preview, "output", "label")),
             }
             engine_md.update(engine_metadata(engine, model))
-        yield partition_output(tables, metadata, extra=engine_md)
+        yield partition_output(context, tables, metadata, extra=engine_md)
         yield schema_check("scores_schema", "benchmark_scores", SCORES.model, pa.concat_tables(tables.values()))
 
     return benchmark_scores

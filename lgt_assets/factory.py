@@ -223,58 +223,29 @@ def build_partitions(
 
 
 def partition_output(
+    context: dg.AssetExecutionContext,
     tables: dict[str, pa.Table],
     metadata: dict[str, Metadata],
     output_name: str = "result",
     extra: Metadata | None = None,
 ) -> dg.Output:
     """A step's output over its partitions: one partition writes its table with its own content hash and metadata;
-    a range writes {partition: table} with one hash of all its tables (Dagster takes one data version per output)
-    and `range_metadata`."""
+    a range writes {partition: table}, each partition's metadata on that partition's own materialization (so an
+    event holds one partition's previews and counts, not the whole range's: events stay the same size however
+    many partitions a run covers), and one hash of all its tables (Dagster takes one data version per output).
+    `extra` (the step's engine stats) goes on every partition's event."""
     extra = extra or {}
     if len(tables) == 1:
         ((pk, table),) = tables.items()
-        version, value, md = table_digest(table), table, metadata[pk]
-    else:
-        version = hashlib.sha256("".join(table_digest(t) for t in tables.values()).encode()).hexdigest()
-        value, md = tables, range_metadata(metadata)
-    return dg.Output(value, output_name=output_name, data_version=dg.DataVersion(version), metadata={**md, **extra})
-
-
-def range_metadata(per_partition: dict[str, Metadata]) -> Metadata:
-    """One materialization's metadata for a ranged step (Dagster records the same for every partition of it).
-
-    Numbers and count dicts are summed (seconds: the slowest partition), the funnel pairs summed step by step,
-    markdown shown per partition, anything else taken from the first partition; the funnel and reject counts
-    are also kept per partition (`<key>_by_partition`), which is what the dataset card reads.
-    """
-    out: Metadata = {"partitions": dg.MetadataValue.json(list(per_partition))}
-    for key in next(iter(per_partition.values())):
-        values = {pk: m[key] for pk, m in per_partition.items() if key in m}
-        raw = [v.value if isinstance(v, dg.MetadataValue) else v for v in values.values()]
-        if key in ("funnel_counts", "rejects_by_reason"):
-            out[f"{key}_by_partition"] = dg.MetadataValue.json(dict(zip(values, raw)))
-        if key == "seconds":  # the partitions ran side by side: the step took as long as the slowest
-            out[key] = max(raw)
-        elif all(isinstance(r, int | float) and not isinstance(r, bool) for r in raw):
-            out[key] = round(sum(raw), 2)
-        elif all(isinstance(r, dict) and all(isinstance(n, int) for n in r.values()) for r in raw):
-            total: dict[str, int] = {}
-            for r in raw:
-                for k, n in r.items():
-                    total[k] = total.get(k, 0) + n
-            out[key] = dg.MetadataValue.json(total)
-        elif key == "funnel_counts":  # [[step, count], ...]: the same steps in every partition
-            summed: dict[str, int] = {}
-            for pairs in raw:
-                for step, n in pairs:
-                    summed[step] = summed.get(step, 0) + n
-            out[key] = dg.MetadataValue.json([[k, n] for k, n in summed.items()])
-        elif all(isinstance(v, dg.MarkdownMetadataValue) for v in values.values()):
-            out[key] = dg.MetadataValue.md("\n\n".join(f"**{pk}**\n\n{v.value}" for pk, v in values.items()))
-        else:
-            out[key] = next(iter(values.values()))
-    return out
+        version = dg.DataVersion(table_digest(table))
+        return dg.Output(table, output_name=output_name, data_version=version, metadata={**metadata[pk], **extra})
+    asset_key = context.asset_key_for_output(output_name)
+    for pk, md in metadata.items():
+        context.add_asset_metadata(md, asset_key=asset_key, partition_key=pk)
+    version = hashlib.sha256("".join(table_digest(t) for t in tables.values()).encode()).hexdigest()
+    first, last = next(iter(tables)), next(reversed(tables))
+    step = {"range": f"{first}...{last} ({len(tables)} partitions in one step)"}
+    return dg.Output(tables, output_name=output_name, data_version=dg.DataVersion(version), metadata={**step, **extra})
 
 
 def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
@@ -327,7 +298,7 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
         built = build_partitions(context.partition_keys, build, engine_for)
         tables = {pk: table for pk, (table, _) in built.items()}
         metadata = {pk: m for pk, (_, m) in built.items()}
-        yield partition_output(tables, metadata, extra=engine_for.metadata())
+        yield partition_output(context, tables, metadata, extra=engine_for.metadata())
         yield schema_check(check_name, stage.name, model, pa.concat_tables(tables.values()))
 
     return _asset

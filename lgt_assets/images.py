@@ -64,7 +64,7 @@ def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
         built = {pk: shard_outputs(pk, context.log.info) for pk in context.partition_keys}
         for i, name in ((0, "images"), (2, "images_quarantine")):
             tables = {pk: b[i] for pk, b in built.items()}
-            yield partition_output(tables, {pk: b[i + 1] for pk, b in built.items()}, output_name=name)
+            yield partition_output(context, tables, {pk: b[i + 1] for pk, b in built.items()}, output_name=name)
         yield schema_check("images_schema", "images", IMAGES.model, pa.concat_tables(b[0] for b in built.values()))
         yield schema_check(
             "quarantine_schema", "images_quarantine", QUARANTINE.model, pa.concat_tables(b[2] for b in built.values())

@@ -26,9 +26,16 @@ def tf_backend(smollm2):
 
 @pytest.fixture(scope="session")
 def served(smollm2):
-    """`transformers serve --continuous-batching` on a free loopback port; its process group is stopped after."""
+    """`transformers serve --continuous-batching` on a free loopback port; its process group is stopped after.
+
+    32 KV-cache blocks: by default it reserves 60 % of free memory for them (13.8 GB seen here, OOM-killed beside
+    a second server); 32 hold the tests' short batches in about 2 GB."""
     server = LaunchedServer(
-        "transformers", str(smollm2), extra_args=["--device", "cpu"], startup_timeout_s=180, env={"HF_HUB_OFFLINE": "1"}
+        "transformers",
+        str(smollm2),
+        extra_args=["--device", "cpu", "--cb-num-blocks", "32"],
+        startup_timeout_s=180,
+        env={"HF_HUB_OFFLINE": "1"},
     )
     with server:
         yield {"base_url": server.base_url, "model": str(smollm2), "port": server.port}

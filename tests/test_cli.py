@@ -92,19 +92,24 @@ def test_validate_and_materialize_through_the_cli(tmp_path):
     assert pq.read_table(storage / "questions" / "synth" / "1.parquet").equals(single)
     assert pq.read_table(storage / "images" / "synth" / "0.parquet").num_rows == 2
 
-    # the run history lives in the SQLite instance under DAGSTER_HOME
+    # the run history lives in the SQLite instance under DAGSTER_HOME; the ranged run put each partition's own
+    # row count and funnel on that partition's materialization
     code = (
-        "import dagster as dg; i = dg.DagsterInstance.get(); "
+        "import dagster as dg, json; i = dg.DagsterInstance.get(); "
         "print(sorted(i.get_materialized_partitions(dg.AssetKey('images')))); "
-        "m = i.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey('questions_grounded'), "
-        "asset_partitions=['synth/0']), limit=1).records[0].asset_materialization.metadata; "
-        "print(sorted(m['funnel_counts_by_partition'].value), m['partitions'].value)"
+        "f = lambda pk: i.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey('questions_grounded'), "
+        "asset_partitions=[pk]), limit=1).records[0].asset_materialization.metadata; "
+        "print(json.dumps({pk: [f(pk)['range'].value, f(pk)['dagster/row_count'].value, f(pk)['funnel_counts'].value] "
+        "for pk in ('synth/0', 'synth/1')}))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert out.stdout.strip().splitlines() == [
-        "['docs/0', 'synth/0', 'synth/1']",
-        "['synth/0', 'synth/1'] ['synth/0', 'synth/1']",
-    ], out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "['docs/0', 'synth/0', 'synth/1']", out.stderr[-2000:]
+    got = json.loads(lines[1])
+    for pk, (span, rows, funnel) in got.items():
+        table = pq.read_table(storage / "questions_grounded" / f"{pk}.parquet")
+        assert span == "synth/0...synth/1 (2 partitions in one step)"
+        assert rows == table.num_rows and funnel[0] == ["images", 2] and funnel[-1][1] == table.num_rows
     assert (Path(env["DAGSTER_HOME"]) / "history" / "runs.db").exists()
 
 

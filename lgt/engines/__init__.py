@@ -47,6 +47,7 @@ def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> 
             api_key_env=role.api_key_env,
             revision=role.revision,
             max_concurrency=role.max_concurrency,
+            max_retries=role.max_retries,
             prefill_mode="continue_final_message" if launched else role.prefill_mode,
             tokenizer=role.tokenizer,
             vision=bool(role.vision),

@@ -70,6 +70,12 @@ class ModelRole(_Strict):
         "completions", description="how an HTTP server continues a prefilled assistant turn"
     )
     max_concurrency: int = Field(16, ge=1, description="requests in flight (HTTP backends)")
+    max_retries: int = Field(
+        6,
+        ge=0,
+        description="HTTP backends: retries of a failed call (dropped connection, 5xx, 429) before it is an "
+        "error, with the client's backoff; a call that still fails is never cached",
+    )
     batch_size: int = Field(32, ge=1, description="at most this many rows per batch (transformers backend)")
     batch_tokens: int = Field(
         8192, ge=1, description="at most this many padded prompt tokens per batch (transformers backend)"
