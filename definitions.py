@@ -2,7 +2,7 @@
 
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
-from lgt_assets.instance import install_settings
+from lgt_assets.instance import prepare_instance
 
-install_settings()
+prepare_instance()
 defs = build_definitions(load_recipe())
