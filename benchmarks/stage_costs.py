@@ -14,11 +14,13 @@ The extrapolation is linear: every row, call, token and second scales with the n
 funnel had them, on the same hardware and at the demo's shard size (so the number of partitions grows too) unless
 --questions-per-partition gives another. Event sizes: a partition's event holds its own metadata (previews,
 funnel, counts: independent of the shard's size, as the previews show a fixed number of samples) plus the step's
-engine stats, and the IO manager's `paths` of every partition of its run, the one part that still grows with a
-ranged run's partitions. Events written before each partition got its own metadata (lgt_assets/factory.py:
-partition_output; those events carry a `partitions` list and `*_by_partition` keys) held every partition's
-previews: they are read too, shown as "before", and the new layout's event is derived from them (their fixed part
-plus one partition's share of the previews) where no newer event exists.
+engine stats and the IO manager's `folder` (resources/io_manager.py): nothing on it grows with a ranged run's
+partitions, so one run's event log is P x (a constant event). Two earlier layouts are read too, and the current
+event is derived from them where no newer event exists: events with `paths` (every partition's file of the run on
+each event: P^2 bytes a run; shown as "with `paths`": their size less `paths`, plus the `folder` it becomes), and
+events written before each partition got its own metadata (lgt_assets/factory.py: partition_output; they carry a
+`partitions` list and `*_by_partition` keys and held every partition's previews; shown as "before": their fixed
+part plus one partition's share of the previews, plus `range` and `folder`).
 "Uncapped" multiplies the LLM stages by what their per-shard caps left out (funnel `sent`, `expanded`, `llm/images`
 against the stage's input), which is what a recipe without caps (recipes/paper.yaml) sends. Assets whose cost does
 not depend on the data's size (the model, the fixed benchmark suites and their scores, the report) are not scaled.
@@ -36,7 +38,7 @@ import sqlite3
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # cost independent of how many questions the data has: unpacking the model, the recipe's fixed suites, their scores
@@ -74,11 +76,14 @@ class StageCost:
     seconds: float
     seconds_from: str  # step (event log), metadata (`seconds`), shared step (counted on another asset), none
     # one partition's stored materialization event as the code writes it now: a part that does not grow with its
-    # run's partitions and the bytes each partition of the run adds (its `paths` entry)
+    # run's partitions and the bytes each partition of the run adds (0 since `folder` replaced `paths`)
     event_const: int = 0
     event_per_partition: int = 0
-    event_from: str = ""  # measured (ranged run), measured (single-partition runs), derived (old-layout events)
+    event_from: str = ""  # measured (ranged run), measured (single-partition runs), derived (`paths` or old events)
     planned_event: int = 0  # its ASSET_MATERIALIZATION_PLANNED event, one per partition and run
+    # the same split for the layout with every partition's `paths` on each event; 0 when none was read or derived
+    paths_event_const: int = 0
+    paths_event_per_partition: int = 0
     # the same split for events written before each partition got its own metadata; 0 when none was read
     old_event_const: int = 0
     old_event_per_partition: int = 0
@@ -188,22 +193,30 @@ def partitions_for(questions: float, questions_per_partition: float) -> int:
     return max(1, math.ceil(questions / questions_per_partition))
 
 
-def _event_terms(c: StageCost, old: bool = False) -> tuple[int, int]:
-    """(fixed, per partition of the run) bytes of one event; `old`: the layout before the fix, where it was read."""
-    if old and (c.old_event_const or c.old_event_per_partition):
+LAYOUTS = ("now", "paths", "old")  # `folder` on each event; every partition's `paths`; every partition's previews
+
+
+def _event_terms(c: StageCost, layout: str = "now") -> tuple[int, int]:
+    """(fixed, per partition of the run) bytes of one event in `layout`, where it was read (else the current one)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: one of {LAYOUTS}")
+    if layout == "old" and (c.old_event_const or c.old_event_per_partition):
         return c.old_event_const, c.old_event_per_partition
+    if layout == "paths" and (c.paths_event_const or c.paths_event_per_partition):
+        return c.paths_event_const, c.paths_event_per_partition
     return c.event_const, c.event_per_partition
 
 
-def event_log_bytes(costs: Sequence[StageCost], partitions: int, old: bool = False) -> float:
+def event_log_bytes(costs: Sequence[StageCost], partitions: int, layout: str = "now") -> float:
     """One ranged run over `partitions`: each partitioned asset records a planned and a materialization event per
-    partition. An event is one partition's own metadata plus the run's `paths` (P entries): P x (fixed + planned)
-    + P^2 x a path. Before the fix (`old`) each event carried every partition's previews: the P^2 term was large."""
+    partition: P x (fixed + planned) + P^2 x per partition. Now the per-partition term is 0 (an event holds its own
+    partition's metadata and the asset's `folder`); with `paths` it was a path per partition of the run, and before
+    each partition got its own event (`old`) every partition's previews."""
     total = 0.0
     for c in costs:
         if c.asset in FIXED:
             continue
-        const, per = _event_terms(c, old)
+        const, per = _event_terms(c, layout)
         if c.partitioned:
             total += partitions * (const + c.planned_event + partitions * per)
         else:
@@ -211,8 +224,8 @@ def event_log_bytes(costs: Sequence[StageCost], partitions: int, old: bool = Fal
     return total
 
 
-def largest_event_bytes(costs: Sequence[StageCost], partitions: int, old: bool = False) -> float:
-    terms = [_event_terms(c, old) for c in costs if c.partitioned and c.asset not in FIXED]
+def largest_event_bytes(costs: Sequence[StageCost], partitions: int, layout: str = "now") -> float:
+    terms = [_event_terms(c, layout) for c in costs if c.partitioned and c.asset not in FIXED]
     return max((const + partitions * per for const, per in terms), default=0.0)
 
 
@@ -229,32 +242,32 @@ def event_limits(
     target_questions: int,
     disk_bytes: float,
     event_copies: int = 1,
-    old: bool = False,
+    layout: str = "now",
 ) -> list[Limit]:
     """The event log of one ranged run over every partition (vs free disk) and its largest event (vs SQLite's limit
-    on one value); `old`: as the events were before each partition got its own metadata."""
+    on one value), in `layout` (see LAYOUTS)."""
     p_target = partitions_for(target_questions, questions_per_partition)
     scaled = [c for c in costs if c.asset not in FIXED]
-    terms = [(_event_terms(c, old), c.planned_event) for c in scaled if c.partitioned]
+    terms = [(_event_terms(c, layout), c.planned_event) for c in scaled if c.partitioned]
     # B P^2 + C P (+ unpartitioned constants), P = questions / per partition
     b = sum(per for (_, per), _ in terms)
     c_ = sum(const + planned for (const, _), planned in terms)
-    fixed = sum(sum(_event_terms(c, old)) + c.planned_event for c in scaled if not c.partitioned)
+    fixed = sum(sum(_event_terms(c, layout)) + c.planned_event for c in scaled if not c.partitioned)
     root = _quadratic_root(b, c_, max(disk_bytes / event_copies - fixed, 0.0))
-    suffix = ", before the fix" if old else ""
+    suffix = {"now": "", "paths": ", with every partition's `paths` on each event", "old": ", before the fix"}[layout]
     # one stored event: const + P * per_partition must stay under SQLite's limit on one value
     crossings = [(SQLITE_MAX_LENGTH - const) / per for (const, per), _ in terms if per > 0]
     return [
         Limit(
             f"Dagster event log, one ranged run over every partition{suffix} (vs free disk)",
-            event_log_bytes(costs, p_target, old) * event_copies,
+            event_log_bytes(costs, p_target, layout) * event_copies,
             "bytes",
             disk_bytes,
             root * questions_per_partition if root is not None else None,
         ),
         Limit(
             f"largest single materialization event{suffix} (vs SQLite's 1e9-byte value limit)",
-            largest_event_bytes(costs, p_target, old),
+            largest_event_bytes(costs, p_target, layout),
             "bytes",
             SQLITE_MAX_LENGTH,
             min(crossings) * questions_per_partition if crossings else None,
@@ -326,7 +339,9 @@ class EventSplit:
     per_partition: int
     old_const: int = 0  # the old layout's split, when the event was written by it
     old_per_partition: int = 0
-    derived: bool = False  # const and per_partition derived from an old-layout event, not measured
+    derived: bool = False  # const and per_partition derived from an earlier layout's event, not measured
+    paths_const: int = 0  # the `paths` layout's split, when the event was written by it or the old layout
+    paths_per_partition: int = 0
 
 
 def is_old_layout(keys: Iterable[str]) -> bool:
@@ -336,23 +351,35 @@ def is_old_layout(keys: Iterable[str]) -> bool:
 
 
 def split_event(
-    size: int, entries: Mapping[str, int], markdown: Iterable[str], partitions: int, range_entry: int = 0
+    size: int,
+    entries: Mapping[str, int],
+    markdown: Iterable[str],
+    partitions: int,
+    range_entry: int = 0,
+    folder_entry: int = 0,
 ) -> EventSplit:
     """Split one event of a run over `partitions`; `entries`: each metadata entry's stored bytes, `markdown`: the
     keys whose values are markdown.
 
-    Now only `paths` (resources/io_manager.py: every partition's file, on each event of a ranged run) grows. In
-    the old layout `partitions`, `*_by_partition` and every markdown value (each partition's previews) grew too;
-    the new layout's event is derived from such an event: its fixed part, one partition's share of the markdown,
-    and the `range` entry (`range_entry` bytes) that the new code writes instead."""
+    Now nothing grows: an event holds its partition's metadata and the asset's `folder` (resources/io_manager.py).
+    An event with `paths` (every partition's file of the run) grew by a path a partition; the current event is
+    derived from it: its size less `paths`, plus the `folder` entry (`folder_entry` bytes) written instead. In the
+    old layout `partitions`, `*_by_partition` and every markdown value (each partition's previews) grew too; both
+    later layouts are derived from such an event: its fixed part, one partition's share of the markdown and the
+    `range` entry (`range_entry` bytes), with `paths` or with `folder`."""
     n = max(partitions, 1)
     paths = entries.get("paths", 0)
+    if "folder" in entries or not paths and not is_old_layout(entries):  # the current layout, or one partition
+        return EventSplit(size, 0)
     if not is_old_layout(entries):
-        return EventSplit(size - paths, paths // n)
+        return EventSplit(
+            size - paths + folder_entry, 0, derived=True, paths_const=size - paths, paths_per_partition=paths // n
+        )
     md = sum(entries[k] for k in set(markdown) if k in entries)
     gone = sum(v for k, v in entries.items() if k == "partitions" or k.endswith("_by_partition"))
     old_const = size - paths - md - gone
-    return EventSplit(old_const + md // n + range_entry, paths // n, old_const, (paths + md + gone) // n, True)
+    with_paths = old_const + md // n + range_entry
+    return EventSplit(with_paths + folder_entry, 0, old_const, (paths + md + gone) // n, True, with_paths, paths // n)
 
 
 def sum_funnels(funnels: Iterable[Sequence[Sequence]]) -> tuple[tuple[str, int], ...]:
@@ -510,30 +537,38 @@ def collect(instance, lgt_home: str, latest: bool = False) -> list[StageCost]:
                 sources.add("metadata")
             planned_event = max(planned_event, planned_of(run_id).get(asset, 0))
             for r, md in zip(rs, mds):
-                n = len(_value(md["partitions"]) or ()) if old else len(_value(md.get("paths")) or ()) or 1
-                range_entry = 0
+                paths = _value(md.get("paths")) or {}
+                n = len(_value(md["partitions"]) or ()) if old else len(paths) or 1
+                range_entry = folder_entry = 0
                 if old:  # what the new code writes in place of the list: "first...last (n partitions in one step)"
                     keys = _value(md["partitions"])
                     text = f"{keys[0]}...{keys[-1]} ({n} partitions in one step)"
                     range_entry = len(serialize_value({"range": dg.MetadataValue.text(text)}))
+                if paths:  # the `folder` the IO manager now writes instead: a file's path less "<key>.parquet"
+                    pk, path = next(iter(paths.items()))
+                    folder = str(path)[: -len(f"{pk}.parquet")].rstrip("/")
+                    folder_entry = len(serialize_value({"folder": dg.MetadataValue.path(folder)}))
                 entries = {k: len(serialize_value({k: v})) for k, v in md.items()}
                 markdown = [k for k, v in md.items() if isinstance(v, dg.MarkdownMetadataValue)]
-                split = split_event(len(serialize_value(r.event_log_entry)), entries, markdown, n, range_entry)
-                splits.append((("derived" if old else "ranged" if n > 1 else "single"), split))
+                size = len(serialize_value(r.event_log_entry))
+                split = split_event(size, entries, markdown, n, range_entry, folder_entry)
+                kind = "derived" if old else "paths" if paths else "ranged" if "range" in md else "single"
+                splits.append((kind, split))
         stored_rows, disk, arrow = _storage(lgt_home, asset)
-        # the new layout's event: measured where the instance has one (a ranged run's best: it shows the growth),
-        # else derived from the old events; the fixed part is the mean over partitions, their previews differ
-        by_kind = {k: [x for kind, x in splits if kind == k] for k in ("ranged", "derived", "single")}
-        kind = next(k for k in ("ranged", "single", "derived") if by_kind[k])
-        grows = by_kind["ranged"] or by_kind["derived"] or by_kind["single"]
+        # the current event: measured where the instance has one from a ranged run, else derived from a `paths`
+        # event (exact but for the folder's bytes), else a single-partition run's, else derived from the old events;
+        # the fixed part is the mean over partitions, their previews differ
+        by_kind = {k: [x for kind, x in splits if kind == k] for k in ("ranged", "paths", "single", "derived")}
+        kind = next(k for k in ("ranged", "paths", "single", "derived") if by_kind[k])
         event_from = {
             "ranged": "measured (ranged run)",
+            "paths": "derived (events with `paths`)",
             "single": "measured (single-partition runs)",
             "derived": "derived (old-layout events)",
         }[kind]
-        if kind == "single" and by_kind["derived"]:
-            event_from += ", growth from old-layout events"
         olds = by_kind["derived"]
+        # the `paths` layout: measured where such events were read, else derived from the old ones
+        withp = by_kind["paths"] or olds
         costs.append(
             StageCost(
                 asset=asset,
@@ -546,9 +581,11 @@ def collect(instance, lgt_home: str, latest: bool = False) -> list[StageCost]:
                 seconds=round(seconds, 2),
                 seconds_from="+".join(sorted(sources)) or "none",
                 event_const=round(sum(x.const for x in by_kind[kind]) / len(by_kind[kind])),
-                event_per_partition=max(x.per_partition for x in grows),
+                event_per_partition=max(x.per_partition for x in by_kind[kind]),
                 event_from=event_from if partitioned else "measured",
                 planned_event=planned_event,
+                paths_event_const=round(sum(x.paths_const for x in withp) / len(withp)) if withp else 0,
+                paths_event_per_partition=max((x.paths_per_partition for x in withp), default=0),
                 old_event_const=round(sum(x.old_const for x in olds) / len(olds)) if olds else 0,
                 old_event_per_partition=max((x.old_per_partition for x in olds), default=0),
                 storage_bytes=disk,
@@ -609,13 +646,18 @@ def report(
             f"{_h(c.event_per_partition)} ({c.event_from}) | {_h(c.planned_event)} | {_h(c.storage_bytes)} "
             f"| {_h(c.arrow_bytes)} |"
         )
+    withp = [c for c in costs if c.paths_event_const or c.paths_event_per_partition]
     old = [c for c in costs if c.old_event_const or c.old_event_per_partition]
-    if old:
-        print("\nBefore the fix (old-layout events in this instance: every partition's previews on every event):\n")
-        print("| asset | one event: fixed + per partition of its run |")
-        print("|---|---|")
-        for c in old:
-            print(f"| {c.asset} | {_h(c.old_event_const)} + {_h(c.old_event_per_partition)} |")
+    if withp or old:
+        print("\nEarlier layouts (read or derived from this instance's events), one event: fixed + per partition of")
+        print("its run. With `paths`: every partition's file on every event; before: every partition's previews too.\n")
+        print("| asset | with `paths` | before the fix |")
+        print("|---|---|---|")
+        for c in costs:
+            if c in withp or c in old:
+                wp = f"{_h(c.paths_event_const)} + {_h(c.paths_event_per_partition)}" if c in withp else "-"
+                bf = f"{_h(c.old_event_const)} + {_h(c.old_event_per_partition)}" if c in old else "-"
+                print(f"| {c.asset} | {wp} | {bf} |")
     print(
         f"\n{demo_q:,} questions in {by['questions'].partitions} partitions ({demo_per_part:,.0f} per partition); "
         f"call cache {cache.rows:,} rows, {_h(cache.bytes)} ({cache.bytes_per_row:,.0f} B a row)\n"
@@ -649,14 +691,10 @@ def report(
             f"| {lim.name} | {thr} | {_h(lim.at_target, lim.unit)} | {_q(lim.breaks_at_questions)} "
             f"| {_h(lu.at_target, lu.unit)} | {_q(lu.breaks_at_questions)} |"
         )
-    before = event_limits(costs, q_per_part, target, disk, event_copies, old=True) if old else []
-    # what is left growing is the IO manager's `paths` (every partition's file on every event of a ranged run)
-    linear = [replace(c, event_per_partition=0) for c in costs]
-    (if_linear, _) = event_limits(linear, q_per_part, target, disk, event_copies)
-    if_linear = replace(
-        if_linear, name=if_linear.name.replace(" (vs", ", if no event held other partitions' paths (vs")
-    )
-    for lim in (if_linear, *before):
+    # the earlier layouts, for comparison: with `paths` (P^2 in a path a partition), before the fix (in the previews)
+    with_paths = event_limits(costs, q_per_part, target, disk, event_copies, "paths") if withp else []
+    before = event_limits(costs, q_per_part, target, disk, event_copies, "old") if old else []
+    for lim in (*with_paths, *before):
         thr = _h(lim.threshold, lim.unit)
         print(f"| {lim.name} | {thr} | {_h(lim.at_target, lim.unit)} | {_q(lim.breaks_at_questions)} | | |")
     firsts = {}
@@ -683,8 +721,8 @@ def report(
         "projection_uncapped": [asdict(p) for p in unc.values()],
         "limits": [asdict(lim) for lim in found],
         "limits_uncapped": [asdict(lim) for lim in found_u],
+        "limits_with_paths": [asdict(lim) for lim in with_paths],
         "limits_before_the_fix": [asdict(lim) for lim in before],
-        "event_log_if_no_paths": asdict(if_linear),
         "breaks_first": firsts,
     }
 

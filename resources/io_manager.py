@@ -38,7 +38,11 @@ class ParquetUPathIOManager(dg.UPathIOManager):
         for pk, path in paths.items():
             self.make_directory(path.parent)
             self.dump_to_path(context=context, obj=obj[pk], path=path)
-        context.add_output_metadata({"paths": dg.MetadataValue.json({pk: str(p) for pk, p in paths.items()})})
+        # the folder, not every file: each partition's event carries this, so a list of the range's files would grow
+        # the run's event log as partitions squared (each file is <folder>/<partition key>.parquet)
+        pk, path = next(iter(paths.items()))
+        folder = str(path)[: -len(f"{pk}{self.extension}")].rstrip("/")
+        context.add_output_metadata({"folder": dg.MetadataValue.path(folder)})
 
     def dump_to_path(self, context: dg.OutputContext, obj: pa.Table, path: UPath) -> None:
         if not isinstance(obj, pa.Table):

@@ -1,5 +1,5 @@
 """benchmarks/stage_costs.py: the extrapolation and limits on hand-worked numbers, and the reader on a real ranged
-run through the CLI (whose events hold one partition's metadata each)."""
+run through the CLI (whose events hold one partition's metadata each and the asset's `folder`)."""
 
 import re
 import sys
@@ -80,9 +80,10 @@ def test_event_log_and_limits_on_hand_worked_numbers():
         cost(
             "images",
             rows=64,
-            event_const=1_000,
-            event_per_partition=10,
+            event_const=1_070,  # now: its own metadata and the `folder`, nothing that grows with the run
             planned_event=500,
+            paths_event_const=1_000,  # with `paths`: 10 B a partition of the run on each event
+            paths_event_per_partition=10,
             old_event_const=900,
             old_event_per_partition=5_000,
             arrow_bytes=1_000,
@@ -93,24 +94,29 @@ def test_event_log_and_limits_on_hand_worked_numbers():
         cost("exports", partitions=1, event_const=5_000, partitioned=False),
         cost("benchmark_scores", calls=300, event_const=10**6, event_per_partition=10**6, seconds=550.0),  # ignored
     ]
-    # one run over 10 partitions: images 10 * (1,000 + 500 + 10 * 10), questions 10 * (2,000 + 500), exports once
-    assert sc.event_log_bytes(costs, 10) == 16_000 + 25_000 + 5_000
-    assert sc.largest_event_bytes(costs, 10) == 2_000  # questions' 2,000 > images' 1,000 + 10 * 10
-    # before the fix: images 10 * (900 + 500 + 10 * 5,000); questions read no old event and keep the new numbers
-    assert sc.event_log_bytes(costs, 10, old=True) == 514_000 + 25_000 + 5_000
-    assert sc.largest_event_bytes(costs, 10, old=True) == 50_900
+    # one run over 10 partitions: images 10 * (1,070 + 500), questions 10 * (2,000 + 500), exports once
+    assert sc.event_log_bytes(costs, 10) == 15_700 + 25_000 + 5_000
+    assert sc.event_log_bytes(costs, 20) == 2 * (15_700 + 25_000) + 5_000  # linear in the partitions
+    assert sc.largest_event_bytes(costs, 10) == sc.largest_event_bytes(costs, 10_000) == 2_000
+    # with `paths`: images 10 * (1,000 + 500 + 10 * 10); questions read no such event and keep the current numbers
+    assert sc.event_log_bytes(costs, 10, "paths") == 16_000 + 25_000 + 5_000
+    assert sc.largest_event_bytes(costs, 1_000, "paths") == 11_000  # images' 1,000 + 1,000 * 10 > questions' 2,000
+    # before the fix: images 10 * (900 + 500 + 10 * 5,000)
+    assert sc.event_log_bytes(costs, 10, "old") == 514_000 + 25_000 + 5_000
+    assert sc.largest_event_bytes(costs, 10, "old") == 50_900
+    with pytest.raises(ValueError):
+        sc.event_log_bytes(costs, 10, "new")
 
     cache = sc.CacheStats(rows=100, bytes=40_000)  # 400 B a row
     found = sc.limits(costs, cache, 1000, 100, 1_000_000, ram_bytes=1e9, disk_bytes=505_000)
     by = {lim.name.split(" ")[0].rstrip(":"): lim for lim in found}
     ev = by["Dagster"]
-    # 1M questions at 100 a partition = 10,000 partitions: 10,000 * (1,500 + 100,000) + 10,000 * 2,500 + 5,000
-    assert ev.at_target == 1_040_005_000
-    # 10 P^2 + 4,000 P = 505,000 - 5,000 has the root P = 100: 10,000 questions
-    assert ev.breaks_at_questions == pytest.approx(10_000)
+    # 1M questions at 100 a partition = 10,000 partitions: 10,000 * 1,570 + 10,000 * 2,500 + 5,000
+    assert ev.at_target == 40_705_000
+    # linear: 4,070 P = 505,000 - 5,000, P = 122.85 partitions of 100 questions
+    assert ev.breaks_at_questions == pytest.approx(500_000 / 4_070 * 100)
     big = by["largest"]
-    assert big.at_target == 101_000  # images: 1,000 + 10,000 * 10
-    assert big.breaks_at_questions == pytest.approx((1e9 - 1_000) / 10 * 100)
+    assert big.at_target == 2_000 and big.breaks_at_questions is None  # no event grows with the run
     ex = by["exports"]
     assert ex.at_target == 5_000_000  # (1,000 + 4,000) bytes x 1000
     assert ex.breaks_at_questions == pytest.approx(2e8)  # 1e9 / 5 bytes a question
@@ -121,12 +127,16 @@ def test_event_log_and_limits_on_hand_worked_numbers():
     assert by["parquet"].at_target == 30_000  # three partitioned assets that scale
     assert by["compute"].at_target == pytest.approx(1.0)  # 3.6 s x 1000 = 1 h; the scores are fixed
 
+    # with `paths`: 10,000 * (1,500 + 100,000) + 10,000 * 2,500 + 5,000; 10 P^2 + 4,000 P = 500,000 at P = 100
+    wp = sc.event_limits(costs, 100, 1_000_000, 505_000, layout="paths")
+    assert wp[0].at_target == 1_040_005_000 and wp[0].breaks_at_questions == pytest.approx(10_000)
+    assert wp[1].at_target == 101_000 and wp[1].breaks_at_questions == pytest.approx((1e9 - 1_000) / 10 * 100)
     # each event stored twice: twice the bytes, and the disk holds half: 10 P^2 + 4,000 P = 460,000 / 2 - 5,000 at
     # P = 50 (25,000 + 200,000 = 225,000)
-    two = sc.event_limits(costs, 100, 1_000_000, 460_000, event_copies=2)
+    two = sc.event_limits(costs, 100, 1_000_000, 460_000, event_copies=2, layout="paths")
     assert two[0].at_target == 2 * 1_040_005_000 and two[0].breaks_at_questions == pytest.approx(5_000)
     # before the fix: 5,000 P^2 + 3,900 P = 500,000 (P = 9.6, by the quadratic formula worked out by hand)
-    old = sc.event_limits(costs, 100, 1_000_000, 505_000, old=True)
+    old = sc.event_limits(costs, 100, 1_000_000, 505_000, layout="old")
     assert old[0].breaks_at_questions == pytest.approx(
         (-3_900 + (3_900**2 + 4 * 5_000 * 500_000) ** 0.5) / 10_000 * 100
     )
@@ -134,10 +144,16 @@ def test_event_log_and_limits_on_hand_worked_numbers():
 
 
 def test_an_event_split_into_what_grows_with_the_run_and_what_does_not():
-    # now: only `paths` (the IO manager's file of every partition of the run) grows; 300 B over 3 partitions
-    entries = {"range": 80, "paths": 300, "preview": 6_000, "llm/vlm/calls": 50}
-    assert sc.split_event(10_000, entries, ["preview"], 3) == sc.EventSplit(9_700, 100)
+    # now: the asset's `folder`, nothing that grows with the run; one partition's run has its `path`
+    now = {"range": 80, "folder": 90, "preview": 6_000, "llm/vlm/calls": 50}
+    assert sc.split_event(10_000, now, ["preview"], 3) == sc.EventSplit(10_000, 0)
     assert sc.split_event(5_000, {"path": 90, "preview": 4_000}, ["preview"], 1) == sc.EventSplit(5_000, 0)
+    # with `paths` (the IO manager's file of every partition of the run): 300 B over 3 partitions; now it would be
+    # the event less `paths`, plus a 90-byte `folder`
+    entries = {"range": 80, "paths": 300, "preview": 6_000, "llm/vlm/calls": 50}
+    assert sc.split_event(10_000, entries, ["preview"], 3, folder_entry=90) == sc.EventSplit(
+        9_790, 0, derived=True, paths_const=9_700, paths_per_partition=100
+    )
     # before: the list of partitions, each one's funnel and every markdown value (4 previews) were on every event
     old = {
         "partitions": 92,
@@ -148,10 +164,11 @@ def test_an_event_split_into_what_grows_with_the_run_and_what_does_not():
         "funnel_counts": 120,
         "llm/vlm/calls": 50,
     }
-    assert sc.is_old_layout(old) and not sc.is_old_layout(entries)
-    got = sc.split_event(40_000, old, ["preview", "funnel"], 4, range_entry=60)
-    # grows: 92 + 300 + 31,200 + 400 = 31,992 -> fixed 8,008, 7,998 a partition; now: 8,008 + 31,200 / 4 + 60
-    assert got == sc.EventSplit(15_868, 75, 8_008, 7_998, derived=True)
+    assert sc.is_old_layout(old) and not sc.is_old_layout(entries) and not sc.is_old_layout(now)
+    got = sc.split_event(40_000, old, ["preview", "funnel"], 4, range_entry=60, folder_entry=90)
+    # grows: 92 + 300 + 31,200 + 400 = 31,992 -> fixed 8,008, 7,998 a partition; with `paths`: 8,008 + 31,200 / 4
+    # + 60 = 15,868 and 300 / 4 a partition; now: 15,868 + 90, nothing a partition
+    assert got == sc.EventSplit(15_958, 0, 8_008, 7_998, True, 15_868, 75)
     assert sc.sum_funnels([[["a", 10], ["b", 5]], [["a", 4], ["b", 1], ["c", 1]]]) == (("a", 14), ("b", 6), ("c", 1))
 
 
@@ -205,16 +222,19 @@ def test_a_ranged_run_through_the_cli_puts_one_partitions_metadata_on_each_event
         for pk, md in (("s/0", md0), ("s/1", md1)):  # each partition's own count, the rows of its own file
             assert md["dagster/row_count"].value == pq.read_metadata(home / "storage" / name / f"{pk}.parquet").num_rows
         # the ranged run's s/0 event holds the single run's s/0 metadata, key for key but the timings, with `range`
-        # and every partition's `paths` in place of its one `path`
+        # and the asset's `folder` in place of its one `path` (not every partition's file: that grew as P^2)
         own = one[0].asset_materialization.metadata
-        assert set(md0) - {"range", "paths"} == set(own) - {"path"}, name
-        assert {k: v for k, v in md0.items() if k not in TIMINGS | {"range", "paths"}} == {
+        assert set(md0) - {"range", "folder"} == set(own) - {"path"}, name
+        assert {k: v for k, v in md0.items() if k not in TIMINGS | {"range", "folder"}} == {
             k: v for k, v in own.items() if k not in TIMINGS | {"path"}
         }, name
-        assert sorted(md0["paths"].value) == ["s/0", "s/1"] and md0["paths"].value == md1["paths"].value
-        # so it is about the single run's event in size (tags differ: a range's data version is a full sha256;
-        # the timings' digits), not that and the other partition's preview
-        assert stored(two["s/0"]) - stored(one[0]) <= entry(md0, "range") + entry(md0, "paths") + 200, name
+        folder = md0["folder"].value
+        assert isinstance(md0["folder"], dg.PathMetadataValue) and md1["folder"] == md0["folder"], name
+        assert folder == str(home / "storage" / name) and Path(folder + "/s/0.parquet").is_file(), name
+        # so it is the single run's event in size, but for `path` out and `range`, `folder` in (tags differ: a
+        # range's data version is a full sha256; the timings' digits), not that and the other partition's preview
+        expected = stored(one[0]) - entry(own, "path") + entry(md0, "range") + entry(md0, "folder")
+        assert abs(stored(two["s/0"]) - expected) <= 200, (name, stored(two["s/0"]), expected)
         if name in ("images", "questions_grounded", "questions"):  # composed's preview is empty with 3 images
             other = md1["preview"].value
             assert len(other) > 10_000 and other != md0["preview"].value, name  # 50 x the slack above
@@ -231,11 +251,9 @@ def test_a_ranged_run_through_the_cli_puts_one_partitions_metadata_on_each_event
         assert c.event_from == "measured (ranged run)" and (c.old_event_const, c.old_event_per_partition) == (0, 0)
         recs = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(name)), limit=10).records
         ranged_recs = [r for r in recs if "range" in r.asset_materialization.metadata]
-        paths = ranged_recs[0].asset_materialization.metadata["paths"]
-        # a partition's share of `paths`: its file's path, its key, quotes, and half the entry's JSON wrapper
-        one_path = str(home / "storage" / name / "s" / "0.parquet")
-        assert len(one_path) < c.event_per_partition < len(one_path) + 50, name
-        assert c.event_const == round(sum(stored(r) - len(serialize_value({"paths": paths})) for r in ranged_recs) / 2)
+        # nothing on an event grows with the run: the event is its whole stored size, the mean of the two
+        assert c.event_per_partition == 0 and (c.paths_event_const, c.paths_event_per_partition) == (0, 0), name
+        assert c.event_const == round(sum(stored(r) for r in ranged_recs) / 2), name
         assert 500 < c.planned_event < 2_000
         step = "images_assets" if name in ("images", "images_quarantine") else name
         if name != "images_quarantine":
@@ -249,7 +267,12 @@ def test_a_ranged_run_through_the_cli_puts_one_partitions_metadata_on_each_event
     first = step_seconds(single.stdout + single.stderr)
     assert both["questions"].seconds == pytest.approx(first["questions"] + printed["questions"], abs=0.02)
 
+    # so one run's event log is linear in its partitions: P x (the events' and planned events' sizes)
+    per = sum(c.event_const + c.planned_event for c in costs.values())
+    assert sc.event_log_bytes(list(costs.values()), 1000) == 1000 * per
+    assert sc.event_log_bytes(list(costs.values()), 2000) == 2000 * per
+
     out = sc.report(list(costs.values()), sc.CacheStats(0, 0), 1000, ram=1e9, disk=1e9)
     assert out["demo_questions"] == costs["questions"].rows
     assert {p["asset"]: p["rows"] for p in out["projection"]}["questions"] == pytest.approx(1000)
-    assert out["limits_before_the_fix"] == []  # no old-layout event in this instance
+    assert out["limits_with_paths"] == out["limits_before_the_fix"] == []  # no earlier layout in this instance
