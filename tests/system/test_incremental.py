@@ -66,7 +66,7 @@ def models_yaml(checkpoint: Path) -> str:
 def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, assets: Iterable[str]) -> dict[str, int]:
     """Materialize `assets` (of the data path) in the runs `make demo` would use; the engine calls per asset.
 
-    A ranged step records the same metadata for every partition of its range, so one materialization per asset
+    A ranged step puts its engine stats (the whole step's) on every partition's materialization, so one per asset
     and run is read.
     """
     wanted = set(assets)
