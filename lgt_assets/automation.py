@@ -31,12 +31,15 @@ def shard_partitions(recipe: Recipe) -> dg.PartitionsDefinition:
     )
 
 
-def register_shards(instance: dg.DagsterInstance, recipe: Recipe) -> list[str]:
-    """Adds the recipe's shards not yet in the instance to the dynamic partitions; returns the new keys."""
-    if not recipe.watches():
-        return []
+def unregistered(instance: dg.DagsterInstance, recipe: Recipe) -> list[str]:
+    """The recipe's shards (declared, and files now in its watched folders) not yet in the dynamic partitions."""
     known = set(instance.get_dynamic_partitions(SHARDS))
-    new = [k for k in recipe.partition_keys() if k not in known]
+    return [k for k in recipe.partition_keys() if k not in known]
+
+
+def register_shards(instance: dg.DagsterInstance, recipe: Recipe) -> list[str]:
+    """Adds the recipe's unregistered shards to the dynamic partitions; returns the new keys."""
+    new = unregistered(instance, recipe) if recipe.watches() else []
     if new:
         instance.add_dynamic_partitions(SHARDS, new)
     return new
@@ -124,10 +127,9 @@ def shard_files_sensor(recipe: Recipe) -> dg.SensorDefinition:
         "assets then build.",
     )
     def shard_files(context: dg.SensorEvaluationContext):
-        known = set(context.instance.get_dynamic_partitions(SHARDS))
-        new = [k for k in recipe.partition_keys() if k not in known]
+        new = unregistered(context.instance, recipe)
         if not new:
-            return dg.SkipReason(f"no new shard file ({len(known)} partitions)")
+            return dg.SkipReason("no new shard file")
         context.log.info(f"new partitions: {', '.join(new)}")
         return dg.SensorResult(
             dynamic_partitions_requests=[dg.DynamicPartitionsDefinition(name=SHARDS).build_add_request(new)]

@@ -27,6 +27,21 @@ MATERIALIZE = ("asset", "materialize", "-m", "definitions", "--select", "images,
 OBJECT = pa.struct([("label", pa.string()), ("bbox", pa.list_(pa.float64()))])
 
 
+# two small shards, no model anywhere before simple_cots
+CPU_RECIPE = """
+name: cpu
+sources: [{name: synth, kind: synthetic_scenes, shards: 2, images_per_shard: 2, width: 96, height: 96, objects: [3, 4]}]
+models:
+  vlm: {backend: transformers, model: base_model}
+  reasoner: {backend: transformers, model: base_model}
+  verifier: {backend: transformers, model: base_model}
+  small_solver: {backend: transformers, model: base_model}
+stages:
+  questions_grounded: {llm: {enabled: false}}
+  questions_composed: {rewrite: {enabled: false}}
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -196,19 +211,7 @@ def test_schedule_and_sensors_start_as_the_recipe_says(tmp_path, smollm2):
 
 
 def test_a_bare_cli_run_installs_the_instance_settings(tmp_path):
-    env = fresh_env(
-        tmp_path,
-        """
-        name: bare
-        sources: [{name: synth, kind: synthetic_scenes, shards: 2, images_per_shard: 2, width: 96, height: 96,
-                   objects: [3, 4]}]
-        models:
-          vlm: {backend: transformers, model: base_model}
-          reasoner: {backend: transformers, model: base_model}
-          verifier: {backend: transformers, model: base_model}
-          small_solver: {backend: transformers, model: base_model}
-        """,
-    )
+    env = fresh_env(tmp_path, CPU_RECIPE)
     home = tmp_path / "run" / "dagster"
     assert list(home.iterdir()) == []
     out = dagster(env, *MATERIALIZE, "synth/1")
@@ -234,22 +237,7 @@ def test_a_bare_cli_run_installs_the_instance_settings(tmp_path):
 def test_dagster_dev_builds_the_cpu_assets_without_a_click(tmp_path, monkeypatch):
     """`make ui`'s `dagster dev` on a fresh home: the daemon's automation sensor builds every missing CPU asset of
     every partition by itself (one ranged run), and no model stage."""
-    env = fresh_env(
-        tmp_path,
-        """
-        name: ui
-        sources: [{name: synth, kind: synthetic_scenes, shards: 2, images_per_shard: 2, width: 96, height: 96,
-                   objects: [3, 4]}]
-        models:
-          vlm: {backend: transformers, model: base_model}
-          reasoner: {backend: transformers, model: base_model}
-          verifier: {backend: transformers, model: base_model}
-          small_solver: {backend: transformers, model: base_model}
-        stages:
-          questions_grounded: {llm: {enabled: false}}
-          questions_composed: {rewrite: {enabled: false}}
-        """,
-    )
+    env = fresh_env(tmp_path, CPU_RECIPE)
     storage = tmp_path / "run" / "lgt" / "storage"
     want = {f"{a}/synth/{s}.parquet" for a in CPU for s in (0, 1)}
     proc = start(env, "dev", "-m", "definitions", "-h", "127.0.0.1", "-p", str(free_port()), log=tmp_path / "dev.log")
