@@ -104,9 +104,7 @@ def sources_schedule(recipe: Recipe) -> dg.ScheduleDefinition:
         description="Reads every shard of every source again; unchanged shards keep their data version.",
     )
     def sources(context: dg.ScheduleEvaluationContext):
-        keys = recipe.partition_keys()
-        if recipe.watches():
-            keys = list(context.instance.get_dynamic_partitions(SHARDS))
+        keys = list(context.instance.get_dynamic_partitions(SHARDS)) if recipe.watches() else recipe.partition_keys()
         if not keys:
             return dg.SkipReason("no shard yet")
         return dg.RunRequest(
