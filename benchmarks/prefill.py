@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from lgt.base_model import base_model_path, resolve_dtype  # noqa: E402
+from lgt.base_model import base_model_path  # noqa: E402
 from lgt.engines import Call, Request, Sampling  # noqa: E402
 from lgt.engines.transformers_backend import TransformersBackend  # noqa: E402
 from lgt.storage import lgt_home  # noqa: E402
@@ -83,8 +83,9 @@ def plain(backend: TransformersBackend, reqs: list[Request]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per case, interleaved (median reported)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = ap.parse_args()
-    dtype = resolve_dtype("auto")
+    dtype = args.dtype
     model = base_model_path(None, lgt_home(), dtype)
     # batch_tokens high enough that both paths run each workload as one batch of 16 rows
     backend = TransformersBackend(str(model), batch_size=16, batch_tokens=1 << 20, dtype=getattr(torch, dtype))

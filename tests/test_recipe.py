@@ -30,7 +30,7 @@ def write(tmp_path, body: str, name="r.yaml") -> Path:
 def test_demo_recipe_loads():
     r = load_recipe(DEFAULT_RECIPE)
     assert r.name == "demo"
-    assert r.partition_keys() == ["synth/0", "synth/1", "synth/2", "synth/3"]
+    assert r.partition_keys() == ["synth/0", "synth/1"]
     assert r.models.vlm.sampling.n == 4 and r.models.vlm.sampling.top_p == 0.8
     assert len(r.digest()) == 16 and r.digest() == load_recipe(DEFAULT_RECIPE).digest()
 
@@ -171,7 +171,7 @@ def test_cli_lists_partitions_and_reports_errors(tmp_path):
         text=True,
         cwd=ROOT,
     )
-    assert out.returncode == 0 and out.stdout.split() == ["synth/0", "synth/1", "synth/2", "synth/3"]
+    assert out.returncode == 0 and out.stdout.split() == ["synth/0", "synth/1"]
     bad = write(tmp_path, "name: t\nsources: []\n")
     out = subprocess.run(
         [sys.executable, "-m", "lgt.recipe", "check", str(bad)], capture_output=True, text=True, cwd=ROOT

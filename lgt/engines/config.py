@@ -78,7 +78,7 @@ class ModelRole(_Strict):
     )
     batch_size: int = Field(32, ge=1, description="at most this many rows per batch (transformers backend)")
     batch_tokens: int = Field(
-        8192, ge=1, description="at most this many padded prompt tokens per batch (transformers backend)"
+        2048, ge=1, description="at most this many padded prompt tokens per batch (transformers backend)"
     )
     threads: int | None = Field(
         None, ge=1, description="torch CPU threads (transformers backend); empty: $LGT_TORCH_THREADS, else all cores"

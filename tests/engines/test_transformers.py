@@ -94,6 +94,21 @@ def test_finish_reason_and_stop_strings(tf_backend):
     assert r_stop.samples[0].text == " 6, 7,"  # raw continuation, cut before the stop string
 
 
+def test_stop_criteria_are_built_once_and_stop_every_later_batch(tf_backend):
+    """generate(stop_strings=) rescans the vocabulary per batch; the backend builds the criteria once per stop set,
+    and they must still end decoding (not only cut the text) in every batch that reuses them."""
+    assert tf_backend.stopping([" 8"]) is tf_backend.stopping([" 8"])
+    assert tf_backend.stopping([" 8"]) is not tf_backend.stopping([" 9"]) and tf_backend.stopping([]) is None
+    for prompt, text in (("1, 2, 3, 4, 5,", " 6, 7,"), ("3, 4, 5, 6,", " 7,")):
+        r = Engine(tf_backend).generate(
+            [Request(prompt=prompt, sampling=Sampling(temperature=0, max_new_tokens=20, stop=[" 8"]))]
+        )[0]
+        smp = r.samples[0]
+        assert (smp.text, smp.finish_reason) == (text, "stop")
+        # decoding ended with the " 8" token, not after 20 tokens
+        assert smp.completion_tokens == len(tf_backend.tokenizer(text + " 8", add_special_tokens=False).input_ids)
+
+
 def test_text_only_model_runs_caption_grounded(tf_backend):
     img = ImageInput(b"\x89PNG\r\n\x1a\n fake bytes", stand_in="Caption: a red circle left of a blue square.")
     msgs = [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is left?"}]}]

@@ -71,7 +71,9 @@ def corpus():
     stage2 = s2.model_copy(update={"rewrite": s2.rewrite.model_copy(update={"enabled": False}), "kinds": kinds})
     images, grounded, composed, areas = {}, [], [], {}
     for shard, params in enumerate(SHARDS):
-        src = recipe.sources[0].model_copy(update={"images_per_shard": 250, "seed": 12345, **params})
+        src = recipe.sources[0].model_copy(
+            update={"shards": len(SHARDS), "images_per_shard": 250, "seed": 12345, **params}
+        )
         table = build_shard(read_synthetic(src, shard), Limits()).images
         for row in table.select(["image_id", "metadata"]).to_pylist():
             index = json.loads(row["metadata"])["index"]

@@ -1,0 +1,77 @@
+"""What made a scored question cheaper, side by side in one run: the dtype, the batch's token budget, and building
+the stop-string criteria once per backend instead of once per batch.
+
+The same questions of a materialized `benchmark_suites` (the demo's held-out suite) go to the embedded model as
+`benchmark_scores` sends them (the answer alone after "<think>\\n</think>\\n<answer>", 8 tokens, stop at
+"</answer>"), each case with an empty call cache, one process, nothing else should run. "per batch" is what
+`generate(stop_strings=...)` does: a new StopStringCriteria for every batch, whose vocabulary scan transformers'
+own cache misses. Prints seconds, seconds per question and the ratio to the first case (the path before).
+
+    LGT_HOME=/tmp/demo-lgt python benchmarks/scoring_speed.py [--questions 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+from transformers import StoppingCriteriaList
+from transformers.generation.stopping_criteria import StopStringCriteria
+
+from lgt.base_model import base_model_path
+from lgt.engines import CallCache, Engine, Sampling
+from lgt.engines.transformers_backend import TransformersBackend
+from lgt.evaluation.scoring import eval_request
+
+PREFILL = "<think>\n</think>\n<answer>"
+SAMPLING = Sampling(n=1, temperature=0, max_new_tokens=8, stop=["</answer>"])
+# (dtype, batch_tokens, stop criteria built once): the path before, each change alone, the path now
+CASES = (
+    ("bfloat16", 8192, False),
+    ("bfloat16", 8192, True),
+    ("float32", 8192, True),
+    ("float32", 2048, True),
+)
+
+
+class PerBatchStops(TransformersBackend):
+    """The criteria as `generate(stop_strings=...)` builds them: anew for every batch."""
+
+    def stopping(self, stop: list[str]) -> StoppingCriteriaList | None:
+        return StoppingCriteriaList([StopStringCriteria(self.tokenizer, stop)]) if stop else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--questions", type=int, default=32)
+    args = ap.parse_args()
+    home = os.environ.get("LGT_HOME", ".lgt")
+    rows = pq.read_table(Path(home) / "storage" / "benchmark_suites.parquet").to_pylist()[: args.questions]
+    requests = [eval_request(r, SAMPLING, PREFILL) for r in rows]
+    results = []
+    for dtype, batch_tokens, once in CASES:
+        kind = TransformersBackend if once else PerBatchStops
+        model = base_model_path(None, home, dtype)
+        backend = kind(str(model), batch_tokens=batch_tokens, dtype=getattr(torch, dtype))
+        engine = Engine(backend, CallCache(Path(tempfile.mkdtemp()) / "calls.sqlite"))
+        start = time.perf_counter()
+        engine.generate(requests)
+        results.append((dtype, batch_tokens, once, time.perf_counter() - start))
+        backend.close()
+    first = results[0][3]
+    print(f"{len(rows)} questions, {torch.get_num_threads()} threads")
+    print("| dtype | batch_tokens | stop criteria | seconds | s/question | speed-up vs first |")
+    print("|---|---:|---|---:|---:|---:|")
+    for dtype, batch_tokens, once, seconds in results:
+        stops = "once" if once else "per batch"
+        per = seconds / len(rows)
+        print(f"| {dtype} | {batch_tokens} | {stops} | {seconds:.1f} | {per:.2f} | {first / seconds:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
