@@ -139,14 +139,24 @@ class LLMCall(_Strict):
 class LLMRewrite(LLMCall):
     """The verified rewrite of templated questions (stage 1 and stage 2)."""
 
-    max_questions: int | None = Field(
-        None, ge=0, description="questions per shard sent to the rewrite, a seeded spread over them; empty: all"
+    share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="share of a shard's questions sent to the rewrite, kept by a hash of the image id and question "
+        "(lgt.ids.in_share); empty: all",
     )
 
 
 class LLMQuestions(LLMCall):
     questions_per_image: int = Field(5, ge=1, le=20, description="how many MCQs the prompt asks for")
-    max_images: int | None = Field(None, ge=0, description="images per shard sent to the LLM; empty: all")
+    share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="share of a shard's images sent to the LLM, kept by a hash of the image id "
+        "(lgt.ids.in_share); empty: all",
+    )
     verify: bool = Field(True, description="re-solve each kept item with the verifier role and drop disagreements")
 
 
@@ -297,7 +307,13 @@ class SimpleCotsStage(_Strict):
         description="LPT: n 10 in the released code (default 4 for CPU), T 0.7, top-p 0.8, rep. penalty 1.05, "
         "1024 tokens",
     )
-    max_questions: int | None = Field(None, ge=0, description="questions per shard sent to the model; empty: all")
+    share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="share of a shard's questions sent to the model, kept by a hash of the question id "
+        "(lgt.ids.in_share); empty: all",
+    )
     preview: int = Field(4, ge=0, le=32)
     keep_forced: bool = Field(
         True, description="keep samples whose thinking budget ran out (sampling.thinking); false: drop them, counted"
@@ -327,7 +343,13 @@ class LongCotsStage(_Strict):
     leak_exempt: list[str] = Field(
         LEAK_EXEMPT, description="words starting with one of these are no leak ('textur': texture, textured)"
     )
-    max_cots: int | None = Field(None, ge=0, description="simple CoTs per shard expanded; empty: all")
+    share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="share of a shard's simple CoTs expanded, kept by a hash of the CoT id "
+        "(lgt.ids.in_share); empty: all",
+    )
     keep_forced: bool = Field(
         True, description="keep samples whose thinking budget ran out (sampling.thinking); false: drop them, counted"
     )
@@ -351,7 +373,13 @@ class FourPhaseStage(_Strict):
     keep_forced: bool = Field(
         True, description="keep samples whose thinking budget ran out (sampling.thinking); false: drop them, counted"
     )
-    max_questions: int | None = Field(None, ge=0, description="questions per shard sent to the teacher; empty: all")
+    share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="share of a shard's questions sent to the teacher, kept by a hash of the question id "
+        "(lgt.ids.in_share); empty: all",
+    )
     preview: int = Field(2, ge=0, le=32)
 
 
@@ -363,7 +391,13 @@ class DifficultyStage(_Strict):
         Sampling(n=4, temperature=0.7, top_p=0.8, max_new_tokens=1024),
         description="n is k, the attempts per question (MMFR: 4)",
     )
-    max_questions: int | None = Field(None, ge=0, description="questions per shard; empty: all")
+    share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="share of a shard's questions the solver attempts, kept by a hash of the question id "
+        "(lgt.ids.in_share); empty: all",
+    )
     histogram_bins: int = Field(0, ge=0, description="0: one bin per possible pass rate (k + 1 bins)")
     blind: bool = Field(
         True,
@@ -643,7 +677,14 @@ def _describe(err: dict, root: yaml.Node | None) -> str:
     if len(got) > 120:
         got = got[:117] + "..."
     where = f"line {line}: " if line else ""
-    return f"  {where}{path or '<top>'}: got {got}; expected: {err['msg']}"
+    hint = ""
+    if err["type"] == "extra_forbidden" and err["loc"] and err["loc"][-1] in _COUNTS_NOW_SHARES:
+        hint = f" ({err['loc'][-1]} became `share`: a fraction 0-1 of the shard's items, kept by a hash of the id)"
+    return f"  {where}{path or '<top>'}: got {got}; expected: {err['msg']}{hint}"
+
+
+# per-shard counts that became shares (issue 14): an edit elsewhere in a shard no longer changes what is sent
+_COUNTS_NOW_SHARES = {"max_questions", "max_cots", "max_images"}
 
 
 def _locate(loc: tuple, node: yaml.Node | None) -> tuple[str, int | None]:

@@ -35,9 +35,9 @@ def jsonl(path, rows) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def question_shard(images_per_shard: int):
-    """Real synthetic images of the default recipe and their real stage-1/2 questions, LLM paths off:
-    (images, questions ready to send, the attribute keys)."""
+def question_shard(images_per_shard: int | None = None, recipe=None, shard: int = 0):
+    """Real synthetic images of a recipe (the default one) and their real stage-1/2 questions, LLM paths off:
+    (images, questions ready to send, the attribute keys). `images_per_shard`: empty, the recipe's."""
     from lgt.images.sources import read_shard
     from lgt.images.validate import build_shard
     from lgt.questions.composed import build_questions_composed
@@ -45,14 +45,31 @@ def question_shard(images_per_shard: int):
     from lgt.questions.grounded import build_questions_grounded
     from lgt.recipe import load_recipe
 
-    recipe = load_recipe()
-    src = recipe.source("synth").model_copy(update={"images_per_shard": images_per_shard})
-    images = build_shard(read_shard(src, 0)).images
+    recipe = recipe or load_recipe()
+    src = recipe.sources[0]
+    if images_per_shard is not None:
+        src = src.model_copy(update={"images_per_shard": images_per_shard})
+    images = build_shard(read_shard(src, shard)).images
     s = recipe.stages
     g1 = s.questions_grounded.model_copy(update={"llm": s.questions_grounded.llm.model_copy(update={"enabled": False})})
     g2 = s.questions_composed.model_copy(
         update={"rewrite": s.questions_composed.rewrite.model_copy(update={"enabled": False})}
     )
-    grounded = build_questions_grounded(images, g1, recipe.models, "synth", None).table
-    composed = build_questions_composed(images, grounded, g2, g1, recipe.models, "synth", None).table
+    grounded = build_questions_grounded(images, g1, recipe.models, src.name, None).table
+    composed = build_questions_composed(images, grounded, g2, g1, recipe.models, src.name, None).table
     return images, build_questions(grounded, composed, s.questions).table, list(s.questions_grounded.attributes)
+
+
+def share_for(keys, k: int) -> float:
+    """The share (`lgt.ids.in_share`) that keeps exactly k of these keys: found by bisection on the share alone,
+    so a test can ask for "2 questions" under the recipe's share field."""
+    from lgt.ids import in_share
+
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        n = sum(in_share(mid, key) for key in keys)
+        if n == k:
+            return mid
+        lo, hi = (mid, hi) if n < k else (lo, mid)
+    raise ValueError(f"no share keeps exactly {k} of {len(keys)} keys")

@@ -74,6 +74,21 @@ def test_unknown_key_missing_key_and_bad_kind(tmp_path):
     assert "sources[2]" in msg and "imagenet" in msg and "'synthetic_scenes', 'coco', 'docci', 'parquet'" in msg
 
 
+def test_a_per_shard_count_of_an_older_recipe_names_the_share_that_replaced_it(tmp_path):
+    p = write(
+        tmp_path,
+        """
+        name: t
+        sources: [{name: s, kind: synthetic_scenes}]
+        stages:
+          simple_cots: {max_questions: 6}
+        """,
+    )
+    msg = str(pytest.raises(RecipeError, load_recipe, p).value)
+    assert "line 5: stages.simple_cots.max_questions: got 6; expected: Extra inputs are not permitted" in msg
+    assert "max_questions became `share`" in msg
+
+
 def test_object_range_duplicate_names_and_openai_url(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text(

@@ -3,18 +3,18 @@
 The bias audit (`lgt.questions.audit`) found the counting families guessable blind on the demo scenes: most
 groups hold one object, so "1" was the gold of 78 % of counting questions, and "the same number of each" of
 50 % of count comparisons. Within a shard, each such family keeps at most `MAX_SHARE` of its questions per gold
-kind; the surplus is dropped at random (seeded) and counted as `skip/gold_balance`. A skipped question costs
-nothing; a guessable one teaches the guess.
+kind; the surplus is dropped by a seeded hash of the question id and counted as `skip/gold_balance`. A skipped
+question costs nothing; a guessable one teaches the guess.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from lgt.ids import content_id
 from lgt.questions.families import NONE_OF_EITHER, SAME_COUNT, count_kind
 
 MAX_SHARE = 0.35  # the audit's limit for a blind baseline
@@ -54,10 +54,10 @@ def balance(rows: list[dict[str, Any]], seed: int, skips: Counter) -> list[dict[
             if r["family"] == family:
                 by_kind[kind_of(r)].append(i)
         cap = kept_per_kind({k: len(v) for k, v in by_kind.items()})
-        rng = random.Random(f"{seed}:gold_balance:{family}")
-        for kind in sorted(by_kind):
-            idx = by_kind[kind]
-            if len(idx) > cap:
-                drop.update(rng.sample(idx, len(idx) - cap))
+        for idx in by_kind.values():
+            # the `cap` lowest by a seeded hash of the question id: an edit elsewhere in the shard moves the cap
+            # by one at most, so it keeps or drops one question more, never redraws the rest
+            ranked = sorted(idx, key=lambda i: content_id(seed, "gold_balance", rows[i]["question_id"]))
+            drop.update(ranked[cap:])
     skips["gold_balance"] += len(drop)
     return [r for i, r in enumerate(rows) if i not in drop]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lgt.ids import content_id
 from lgt.language import plural
 
 SKIP_REASONS = (
@@ -294,12 +295,17 @@ class Draft:
 
 
 def pick_distractors(rng: random.Random, gold: str, pools: Sequence[Sequence[str]], k: int = 3) -> list[str] | None:
-    """k distinct wrong options, drawn from the first pool first (the most plausible), then the next."""
+    """k distinct wrong options, drawn from the first pool first (the most plausible), then the next.
+
+    Within a pool the candidates rank by a hash salted with one draw of `rng` (rendezvous hashing): a candidate
+    added to a pool (a label new to the shard) changes the pick only where it ranks among the first k, and the
+    rng's later draws do not depend on the pools' sizes, so an edit elsewhere in the shard redraws few options.
+    """
     out: list[str] = []
     seen = {gold.lower()}
+    salt = rng.getrandbits(64)
     for pool in pools:
-        cands = sorted({p for p in pool if p.lower() not in seen})
-        rng.shuffle(cands)
+        cands = sorted({p for p in pool if p.lower() not in seen}, key=lambda c: content_id(salt, c))
         for c in cands:
             if len(out) == k:
                 return out
@@ -368,7 +374,8 @@ def enum_counting(view: View, skips: Counter, shard_labels: Sequence[str] = ()) 
         else:
             out.append((g, len(view.members(g)), [o.id for o in view.members(g)]))
     if absent := view.absent_labels(shard_labels):  # one label the image lacks: 0 is a real gold too
-        out.append((((), random.Random(f"lgt-zero:{view.image_id}").choice(absent)), 0, []))
+        # the lowest by a hash of (image, label): a label new to the shard replaces it only where it ranks lower
+        out.append((((), min(absent, key=lambda lab: content_id("lgt-zero", view.image_id, lab))), 0, []))
     return out
 
 
@@ -832,9 +839,9 @@ def enum_count_comparison(view: View, skips: Counter, shard_labels: Sequence[str
         for ga, gb in itertools.combinations(groups, 2):
             out.append((ga, gb, len(view.members(ga)), len(view.members(gb))))
     # labels the image lacks make "more X" against a real 0, and "none of either" a real gold
-    absent = view.absent_labels(shard_labels)
+    # ranked by a hash of (image, label), as in enum_counting: a label new to the shard rarely changes the pair
+    absent = sorted(view.absent_labels(shard_labels), key=lambda lab: content_id("lgt-zero-pair", view.image_id, lab))
     rng = random.Random(f"lgt-zero-pair:{view.image_id}")
-    rng.shuffle(absent)
     present = countable.get("", [])
     if absent and present:
         g = rng.choice(present)

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from lgt.answers import read_choice
 from lgt.engines import EngineFor, Request
+from lgt.ids import in_share
 from lgt.images.stand_in import object_list
 from lgt.prompts import load_prompt
 from lgt.questions.balance import balance
@@ -93,7 +94,7 @@ def llm_rows(
     funnel: dict[str, int],
 ) -> list[dict[str, Any]]:
     cfg = stage.llm
-    sent = rows if cfg.max_images is None else rows[: cfg.max_images]
+    sent = [r for r in rows if in_share(cfg.share, r["image_id"])]
     writer = load_prompt(WRITER_PROMPT)
     keys = list(stage.attributes) or None
     sampling = cfg.sampling_for(models)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from lgt.answers import read_choice
 from lgt.engines import EngineFor, Request
-from lgt.ids import content_id
+from lgt.ids import content_id, in_share
 from lgt.prompts import load_prompt
 from lgt.questions.families import Draft
 from lgt.questions.parse import normalize
@@ -52,13 +52,9 @@ def rewrite_questions(
     outcome: Counter,
 ) -> list[tuple[str, str, list[str]]]:
     """(question, rewrite status, call keys) per (image row, draft): the rewrite where it was kept, else the
-    templated question and why not ("" for a draft beyond `call.max_questions`, not sent). `keys`: the
+    templated question and why not ("" for a draft outside `call.share`, not sent). `keys`: the
     attributes the verifier's stand-in lists."""
-    chosen = list(range(len(drafts)))
-    if call.max_questions is not None and call.max_questions < len(drafts):
-        # a spread over the shard's images and kinds, the same whatever order the drafts come in
-        spread = sorted(chosen, key=lambda i: (content_id(drafts[i][0]["image_id"], drafts[i][1].question), i))
-        chosen = sorted(spread[: call.max_questions])
+    chosen = [i for i, (row, d) in enumerate(drafts) if in_share(call.share, content_id(row["image_id"], d.question))]
     decided = [(d.question, "", []) for _, d in drafts]
     sent = _rewrite_all([drafts[i] for i in chosen], call, models, engine_for, keys, outcome)
     for i, out in zip(chosen, sent):

@@ -54,9 +54,7 @@ def build_difficulty(
     start = time.perf_counter()
     by_image = {r["image_id"]: r for r in images.to_pylist()}
     prefill = "<think>" if stage.sampling.thinking else ""  # a budgeted attempt thinks first, then answers
-    sent, requests = question_requests(
-        questions.to_pylist(), by_image, stage.max_questions, stage.sampling, prefill, keys
-    )
+    sent, requests = question_requests(questions.to_pylist(), by_image, stage.share, stage.sampling, prefill, keys)
     engine = engine_for(stage.role)
     blind = [blind_request(q, stage) for q in sent] if stage.blind else []
     results = engine.generate(requests + blind)  # one batch: the blind attempts share the model's load

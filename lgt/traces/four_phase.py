@@ -41,9 +41,7 @@ def four_phase_requests(
     questions: pa.Table, by_image: dict[str, dict[str, Any]], stage: FourPhaseStage, keys: Sequence[str] | None = None
 ) -> tuple[list[dict[str, Any]], list[Request]]:
     """The teacher's requests: the question's own system prompt replaced by the four-phase one."""
-    sent, requests = question_requests(
-        questions.to_pylist(), by_image, stage.max_questions, stage.sampling, PREFILL, keys
-    )
+    sent, requests = question_requests(questions.to_pylist(), by_image, stage.share, stage.sampling, PREFILL, keys)
     prompt = load_prompt(PROMPT)
     for q, req in zip(sent, requests):
         req.messages[0] = {"role": "system", "content": prompt.render(answer_format=q["answer_format"])}

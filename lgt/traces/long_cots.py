@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from lgt.answers import choice_in_answer
 from lgt.engines import EngineFor, Request
-from lgt.ids import content_id
+from lgt.ids import content_id, in_share
 from lgt.images.stand_in import stand_in
 from lgt.prompts import load_prompt
 from lgt.recipe import LongCotsStage
@@ -63,10 +63,9 @@ def with_full_stop(thought: str) -> str:
     return t if t.endswith((".", "!", "?")) else t + "."
 
 
-def pick_cots(cots: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """Up to `limit` simple CoTs, one per question before a second of any, so many questions get expansions."""
-    ordered = sorted(cots, key=lambda c: (c["sample_index"], c["cot_id"]))
-    return ordered if limit is None else ordered[:limit]
+def pick_cots(cots: list[dict[str, Any]], share: float | None) -> list[dict[str, Any]]:
+    """The simple CoTs in `share` (`lgt.ids.in_share` of the CoT id), by (sample index, id)."""
+    return sorted((c for c in cots if in_share(share, c["cot_id"])), key=lambda c: (c["sample_index"], c["cot_id"]))
 
 
 def leak_reason(
@@ -107,7 +106,7 @@ def long_cot_requests(
     """One request per (simple CoT, sample): its own cue and separator, so each sample has its own prefill."""
     q_by_id = {q["question_id"]: q for q in questions.to_pylist()}
     img_by_id = {r["image_id"]: r for r in images.to_pylist()}
-    cots = pick_cots(simple.to_pylist(), stage.max_cots)
+    cots = pick_cots(simple.to_pylist(), stage.share)
     prompt = load_prompt(PROMPT)
     banned = sorted({*stage.sampling.banned_words, *stage.banned_words})
     objects = stage.reasoner_reads == "caption+objects"

@@ -6,37 +6,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from lgt.engines import ImageInput, Request, Sampling
+from lgt.ids import in_share
 from lgt.images.stand_in import stand_in
 
 
-def pick_questions(questions: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """Up to `limit` questions, stage 1 and stage 2 taken in turn (each in question-id order), so both get traces."""
-    if limit is None or limit >= len(questions):
-        return questions
-    by_stage: dict[int, list[dict]] = {}
-    for q in sorted(questions, key=lambda q: q["question_id"]):
-        by_stage.setdefault(q["stage"], []).append(q)
-    lanes = [by_stage[s] for s in sorted(by_stage)]
-    out: list[dict] = []
-    i = 0
-    while len(out) < limit:
-        lane = lanes[i % len(lanes)]
-        if lane:
-            out.append(lane.pop(0))
-        i += 1
-    return out
+def pick_questions(questions: list[dict[str, Any]], share: float | None) -> list[dict[str, Any]]:
+    """The questions in `share` (`lgt.ids.in_share` of the question id), in the order given."""
+    return [q for q in questions if in_share(share, q["question_id"])]
 
 
 def question_requests(
     questions: list[dict[str, Any]],
     images: dict[str, dict[str, Any]],
-    limit: int | None,
+    share: float | None,
     sampling: Sampling,
     prefill: str = "",
     keys: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Request]]:
     """The questions a shard sends (`pick_questions`) and one request each."""
-    sent = pick_questions(questions, limit)
+    sent = pick_questions(questions, share)
     return sent, [question_request(q, images[q["image_id"]], sampling, prefill, keys) for q in sent]
 
 

@@ -37,7 +37,7 @@ def simple_cot_requests(
 ) -> tuple[list[dict[str, Any]], list[Request]]:
     """The questions this shard sends and one request (n samples) each."""
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    return question_requests(questions.to_pylist(), by_image, stage.max_questions, stage.sampling, PREFILL, keys)
+    return question_requests(questions.to_pylist(), by_image, stage.share, stage.sampling, PREFILL, keys)
 
 
 def build_simple_cots(

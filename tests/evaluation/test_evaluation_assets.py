@@ -12,15 +12,25 @@ from lgt.evaluation.synthetic import asked
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 from lgt_assets.selection import waves
+from tests.fixtures import question_shard, share_for
 
 MODELS = ("base_model", "sft_checkpoint", "dpo_checkpoint")
 
 
 def recipe_file(tmp_path, checkpoint):
+    """The recipe, its shares the ones that send 8 of the shard's questions to simple_cots and 2 to difficulty
+    (found on the questions the stages' own code builds, no model calls)."""
     p = tmp_path / "r.yaml"
+    p.write_text(_recipe(checkpoint, 1.0, 1.0))
+    _, questions, _ = question_shard(recipe=load_recipe(p))
+    ids = questions.column("question_id").to_pylist()
+    p.write_text(_recipe(checkpoint, share_for(ids, 8), share_for(ids, 2)))
+    return p
+
+
+def _recipe(checkpoint, simple: float, rated: float) -> str:
     budget = "thinking: {max_tokens: 32, answer_max_tokens: 8}"
-    p.write_text(
-        textwrap.dedent(f"""
+    return textwrap.dedent(f"""
         name: e2e
         sources: [{{name: s, kind: synthetic_scenes, shards: 1, images_per_shard: 6, objects: [3, 8]}}]
         base_model: {{checkpoint: {checkpoint}}}
@@ -32,10 +42,10 @@ def recipe_file(tmp_path, checkpoint):
         stages:
           questions_grounded: {{llm: {{enabled: false}}}}
           questions_composed: {{rewrite: {{enabled: false}}}}
-          simple_cots: {{max_questions: 8, sampling: {{n: 4, temperature: 0.7, top_p: 0.8, {budget}}}}}
-          long_cots: {{max_cots: 6, sampling: {{n: 2, temperature: 0.7, top_p: 0.8, {budget}}}}}
+          simple_cots: {{share: {simple!r}, sampling: {{n: 4, temperature: 0.7, top_p: 0.8, {budget}}}}}
+          long_cots: {{share: 0.2, sampling: {{n: 2, temperature: 0.7, top_p: 0.8, {budget}}}}}
           four_phase: {{enabled: false}}
-          difficulty: {{max_questions: 2, blind: false, sampling: {{n: 2, temperature: 0.7, max_new_tokens: 8}}}}
+          difficulty: {{share: {rated!r}, blind: false, sampling: {{n: 2, temperature: 0.7, max_new_tokens: 8}}}}
           sft_data: {{fraction: 1.0}}
           rl_prompts: {{rl_holdout: 1}}
           exports: {{trl_images: false}}
@@ -47,8 +57,6 @@ def recipe_file(tmp_path, checkpoint):
             suites: [{{name: held, kind: synthetic, like: s, seed: 7, images: 6, max_questions: 12}}]
           benchmark_scores: {{sampling: {{n: 1, temperature: 0.0, {budget}}}}}
         """)
-    )
-    return p
 
 
 def _meta(result, asset):

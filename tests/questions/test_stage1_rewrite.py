@@ -6,6 +6,7 @@ A real Engine over SmolLM2 whose call cache holds the replies this test recorded
 from collections import Counter
 
 from lgt.engines import Request
+from lgt.ids import content_id
 from lgt.images.sources import read_shard
 from lgt.images.validate import build_shard
 from lgt.prompts import load_prompt
@@ -14,6 +15,7 @@ from lgt.questions.rewrite import REWRITE_PROMPT
 from lgt.questions.verify import solve_request, verifier_view
 from lgt.recipe import FamilySpec, LLMRewrite, load_recipe
 from schemas.vocab import LETTERS
+from tests.fixtures import share_for
 from tests.traces.test_traces import Recorded
 
 
@@ -80,9 +82,10 @@ def test_stage1_rewrites_are_kept_only_where_the_verifier_agrees(tf_backend, tmp
     assert result.rejects["rewrite/verifier_disagrees"] == 1
 
 
-def test_max_questions_sends_a_spread_and_leaves_the_rest_templated(tf_backend, tmp_path):
+def test_a_share_sends_those_in_it_and_leaves_the_rest_templated(tf_backend, tmp_path):
     recipe, images, s1, plain = four_attribute_questions()
-    s1 = s1.model_copy(update={"rewrite": LLMRewrite(enabled=True, max_questions=2)})
+    share = share_for([content_id(q["image_id"], q["question"]) for q in plain], 2)
+    s1 = s1.model_copy(update={"rewrite": LLMRewrite(enabled=True, share=share)})
     engine = Recorded(tf_backend, tmp_path)
     prompt = load_prompt(REWRITE_PROMPT)
     sampling = s1.rewrite.sampling_for(recipe.models).model_copy(update={"n": 1})

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from lgt.engines.server import LaunchedServer
+from lgt.ids import in_share
+from lgt.recipe import load_recipe
 from tests.engines.faulty_proxy import FaultyProxy
+from tests.fixtures import question_shard, share_for
 
 ASSETS = ("images", "images_quarantine", "questions_grounded", "questions_composed", "questions", "simple_cots")
 PHASES = 2  # a thinking budget without min_tokens: every sample is a think call, then an answer call
@@ -81,7 +85,32 @@ class CountingProxy(FaultyProxy):
 
 
 def recipe(model: str, port: int, questions: int, concurrency: int) -> str:
-    """Two synthetic shards, LLM-free questions, and `simple_cots` over HTTP: greedy, one sample per question."""
+    """Two synthetic shards, LLM-free questions, and `simple_cots` over HTTP: greedy, one sample per question, the
+    share of questions sent the one that sends exactly `questions` of synth/0 (`sent_questions` says how many of
+    every partition)."""
+    text = _recipe(model, port, 1.0, concurrency)
+    return _recipe(model, port, share_for(question_ids(text, 0), questions), concurrency)
+
+
+def question_ids(text: str, shard: int) -> list[str]:
+    """The question ids of one shard of a recipe (YAML text), built with the stages' own code, no model calls."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "recipe.yaml"
+        path.write_text(text)
+        _, questions, _ = question_shard(recipe=load_recipe(path), shard=shard)
+    return questions.column("question_id").to_pylist()
+
+
+def sent_questions(text: str, partition: str) -> int:
+    """How many questions of a partition the recipe's simple_cots share sends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "recipe.yaml"
+        path.write_text(text)
+        share = load_recipe(path).stages.simple_cots.share
+    return sum(in_share(share, q) for q in question_ids(text, int(partition.split("/")[1])))
+
+
+def _recipe(model: str, port: int, share: float, concurrency: int) -> str:
     role = (
         f"{{backend: openai, model: {model}, base_url: 'http://127.0.0.1:{port}/v1', max_concurrency: {concurrency}}}"
     )
@@ -100,7 +129,7 @@ stages:
     attributes: {{color: {{noun: colour, values: [red, green, blue, yellow, purple, orange]}}}}
   questions_composed: {{rewrite: {{enabled: false}}}}
   simple_cots:
-    max_questions: {questions}
+    share: {share!r}
     sampling: {{n: 1, temperature: 0.0, thinking: {{max_tokens: 8, answer_max_tokens: 6}}}}
 """
 

@@ -8,7 +8,7 @@ one cache) at the same time.
 
 A duplicate is a call whose cache key the server was already asked for. The two partitions ask different questions
 about different images, so they share no call: the reference's second partition gets no cache hit, and the calls
-the two runs need are exactly the 2 x 6 distinct keys the reference made.
+the two runs need are exactly the distinct keys the reference made.
 """
 
 import subprocess
@@ -23,13 +23,13 @@ from tests.system.counting import (
     llm_calls,
     materialize,
     recipe,
+    sent_questions,
     small_served,  # noqa: F401 - a fixture
     tables,
 )
 
 PARTS = ("synth/0", "synth/1")
-QUESTIONS = 3  # greedy, n 1: one sample per question
-PER_PART = QUESTIONS * PHASES  # 6 distinct calls per partition
+QUESTIONS = 3  # of synth/0, greedy, n 1: one sample per question (synth/1 sends those in the same share)
 
 
 def run_together(env: dict[str, str], logs: Path) -> None:
@@ -46,14 +46,16 @@ def run_together(env: dict[str, str], logs: Path) -> None:
 def test_two_partitions_at_once_share_the_call_cache_without_loss_or_duplicates(tmp_path, small_served):  # noqa: F811
     with CountingProxy(small_served["port"]) as proxy:
         text = recipe(small_served["model"], proxy.port, QUESTIONS, concurrency=1)
+        per_part = {p: sent_questions(text, p) * PHASES for p in PARTS}  # distinct calls per partition
+        total = sum(per_part.values())
 
         alone = fresh_env(tmp_path, text, "alone")
         for p in PARTS:
             out = dagster(alone, *materialize(p))
             assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-            assert llm_calls(alone, p) == (PER_PART, 0)  # synth/1 finds none of synth/0's calls in the cache
+            assert llm_calls(alone, p) == (per_part[p], 0)  # synth/1 finds none of synth/0's calls in the cache
         reference = cache_rows(alone)
-        assert proxy.counts["forwarded"] == len(reference) == 2 * PER_PART
+        assert proxy.counts["forwarded"] == len(reference) == total
 
         both = fresh_env(tmp_path, text, "both")
         # the trace stages share pool "llm", 1 step at a time by the project's dagster.yaml; with the roles on a
@@ -63,12 +65,12 @@ def test_two_partitions_at_once_share_the_call_cache_without_loss_or_duplicates(
         (tmp_path / "together").mkdir()
         proxy.set_barrier(2)
         run_together(both, tmp_path / "together")
-        made = proxy.counts["forwarded"] - 2 * PER_PART
+        made = proxy.counts["forwarded"] - total
         calls = {p: llm_calls(both, p) for p in PARTS}
         print(f"together: {made} calls forwarded, at most {proxy.max_in_flight} at once; metadata {calls}")
         assert proxy.max_in_flight == 2  # a call of each run at the server at once
-        assert made == 2 * PER_PART  # each distinct call once: no duplicate
-        assert calls == {p: (PER_PART, 0) for p in PARTS}
+        assert made == total  # each distinct call once: no duplicate
+        assert calls == {p: (per_part[p], 0) for p in PARTS}
         assert cache_rows(both) == reference  # no call lost, each reply the one made alone
 
         for p in PARTS:
@@ -82,5 +84,5 @@ def test_two_partitions_at_once_share_the_call_cache_without_loss_or_duplicates(
         (tmp_path / "again").mkdir()
         proxy.set_barrier(1)
         run_together(both, tmp_path / "again")
-        assert proxy.counts["forwarded"] == 4 * PER_PART
-        assert {p: llm_calls(both, p) for p in PARTS} == {p: (0, PER_PART) for p in PARTS}
+        assert proxy.counts["forwarded"] == 2 * total
+        assert {p: llm_calls(both, p) for p in PARTS} == {p: (0, per_part[p]) for p in PARTS}

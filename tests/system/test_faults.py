@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 from tests.engines.faulty_proxy import FaultyProxy
+from tests.fixtures import share_for
+from tests.system.counting import question_ids
 
 KEY = "synth/0"
 N, QUESTIONS = 2, 6
@@ -34,6 +36,12 @@ HTTP_KINDS = {"http_5xx", "http_429", "connection"}  # error_kind of the proxy's
 
 
 def recipe_text(port: int, model: str, max_retries: int = 6) -> str:
+    """The recipe, its simple_cots share the one that sends exactly QUESTIONS of the shard's questions."""
+    share = share_for(question_ids(_recipe_text(port, model, max_retries, 1.0), 0), QUESTIONS)
+    return _recipe_text(port, model, max_retries, share)
+
+
+def _recipe_text(port: int, model: str, max_retries: int, share: float) -> str:
     return f"""
 name: faults
 sources: [{{name: synth, kind: synthetic_scenes, shards: 1, images_per_shard: 4, objects: [3, 3]}}]
@@ -46,7 +54,7 @@ stages:
   questions_grounded: {{llm: {{enabled: false}}}}
   questions_composed: {{rewrite: {{enabled: false}}}}
   simple_cots:
-    max_questions: {QUESTIONS}
+    share: {share!r}
     sampling: {{n: {N}, temperature: 0.7, top_p: 0.8, thinking: {{max_tokens: 6, answer_max_tokens: 4}}}}
 """
 

@@ -26,12 +26,14 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._time import get_current_datetime
 
 from lgt.engines.cache import CallCache
+from lgt.ids import in_share
 from lgt.images.sources.synthetic import SyntheticScenesSource, read_synthetic
 from lgt.images.validate import image_id_of
 from lgt.prompts import PROMPTS_DIR
 from lgt.recipe import load_recipe
 from lgt.traces.long_cots import long_cot_requests
 from lgt_assets import build_definitions
+from tests.fixtures import question_shard, share_for
 
 # the data path: everything the training sets need, and the exports that read every shard
 PARTITIONED = (
@@ -134,9 +136,22 @@ def children(defs: dg.Definitions, name: str) -> set[str]:
 # --- a prompt edit ---------------------------------------------------------------------------------------------
 
 
+SENT, RATED, LONG = 8, 2, 0.5  # questions sent to the simple CoTs and rated of the shard's; share of CoTs expanded
+
+
 def stage_recipe(tmp_path: Path, checkpoint: Path) -> Path:
+    """The recipe, its shares the ones that send exactly SENT questions to simple_cots and RATED to difficulty
+    (found on the questions the stages' own code builds, no model calls; the smaller share nests in the larger)."""
     p = tmp_path / "r.yaml"
-    p.write_text(
+    p.write_text(_stage_recipe(checkpoint, 1.0, 1.0))
+    _, questions, _ = question_shard(recipe=load_recipe(p))
+    ids = questions.column("question_id").to_pylist()
+    p.write_text(_stage_recipe(checkpoint, share_for(ids, SENT), share_for(ids, RATED)))
+    return p
+
+
+def _stage_recipe(checkpoint: Path, simple: float, rated: float) -> str:
+    return (
         textwrap.dedent("""
         name: incremental
         sources: [{name: s, kind: synthetic_scenes, shards: 1, images_per_shard: 6, objects: [3, 8]}]
@@ -146,16 +161,15 @@ def stage_recipe(tmp_path: Path, checkpoint: Path) -> Path:
         stages:
           questions_grounded: {{llm: {{enabled: false}}}}
           questions_composed: {{rewrite: {{enabled: false}}}}
-          simple_cots: {{max_questions: 8, sampling: {{n: 1, temperature: 0.7, top_p: 0.8, {BUDGET}}}}}
-          long_cots: {{max_cots: 8, sampling: {{n: 1, temperature: 0.7, top_p: 0.8, {BUDGET}}}}}
+          simple_cots: {{share: {simple!r}, sampling: {{n: 1, temperature: 0.7, top_p: 0.8, {BUDGET}}}}}
+          long_cots: {{share: {LONG}, sampling: {{n: 1, temperature: 0.7, top_p: 0.8, {BUDGET}}}}}
           four_phase: {{enabled: false}}
-          difficulty: {{max_questions: 2, blind: false, sampling: {{n: 2, temperature: 0.7, max_new_tokens: 8}}}}
+          difficulty: {{share: {rated!r}, blind: false, sampling: {{n: 2, temperature: 0.7, max_new_tokens: 8}}}}
           sft_data: {{fraction: 1.0}}
           rl_prompts: {{rl_holdout: 1}}
           exports: {{trl_images: false}}
         """)
     )
-    return p
 
 
 def rendered_long_cot_requests(home: Path, recipe, prompts: Path, monkeypatch) -> list[tuple]:
@@ -180,7 +194,14 @@ def test_a_prompt_edit_marks_its_stage_stale_and_calls_only_for_changed_prompts(
     with dg.instance_for_test() as instance:
         defs = build_definitions(recipe, base_path=str(home))
         cold = materialize(defs, instance, DATA_PATH)
-        assert cold["simple_cots"] == 2 * 8 and cold["long_cots"] > 0 and cold["difficulty"] == 2 * 2
+        # the questions the asset sent are those the recipe's shares name
+        stages = recipe.stages
+        ids = pq.read_table(home / "storage/questions/s/0.parquet").column("question_id").to_pylist()
+        sent = {q for q in ids if in_share(stages.simple_cots.share, q)}
+        rated = {q for q in ids if in_share(stages.difficulty.share, q)}
+        assert (len(sent), len(rated)) == (SENT, RATED) and rated <= sent
+        assert set(pq.read_table(home / "storage/difficulty/s/0.parquet")["question_id"].to_pylist()) == rated
+        assert cold["simple_cots"] == 2 * SENT and cold["long_cots"] > 0 and cold["difficulty"] == 2 * RATED
         assert sum(cold.values()) == cache.count()  # every call made is one cache row
         assert stale(statuses(defs, instance)) == set()
         versions = code_versions(defs)
@@ -227,9 +248,9 @@ def test_a_prompt_edit_marks_its_stage_stale_and_calls_only_for_changed_prompts(
         assert len(before) == len(after) and 0 < changed < len(before)
         questions = pq.read_table(home / "storage/questions/s/0.parquet").to_pylist()
         text_format = {q["question_id"] for q in questions if q["answer_format"] == "text"}
-        sent = pq.read_table(home / "storage/simple_cots/s/0.parquet")
-        # long_cots expands the first max_cots simple CoTs by (sample index, id), one request each (n = 1)
-        picked = sorted(sent.to_pylist(), key=lambda c: (c["sample_index"], c["cot_id"]))[:8]
+        cots = pq.read_table(home / "storage/simple_cots/s/0.parquet")
+        # long_cots expands the simple CoTs in its share, one request each (n = 1)
+        picked = [c for c in cots.to_pylist() if in_share(LONG, c["cot_id"])]
         assert changed == sum(c["question_id"] in text_format for c in picked)
 
         defs = build_definitions(recipe, base_path=str(home))
@@ -332,7 +353,8 @@ def rows_of_other_images(home: Path, image_id: str) -> dict[str, list[str]]:
 def test_one_changed_row_costs_its_share_of_calls_and_leaves_other_rows_identical(tmp_path, smollm2, monkeypatch):
     """1 row of 12 is 8.3 %: the issue's bound, 1.5 x the changed share (1.5 % for 1 %), is 12.5 % here.
 
-    12 rows keep the test near two minutes on two cores; benchmarks/incremental.py measures 1 row of 100.
+    12 rows keep the test near two minutes on two cores; benchmarks/incremental.py measures 1 % of 200 rows under
+    the demo's shares.
     """
     monkeypatch.delenv("LGT_PROMPTS", raising=False)
     rows = scene_rows(ROWS)

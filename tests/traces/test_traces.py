@@ -27,7 +27,7 @@ from lgt.traces.parse import (
 from lgt.traces.requests import pick_questions, question_requests
 from lgt.traces.simple_cots import build_simple_cots, simple_cot_requests
 from schemas.traces import SIMPLE_COTS_ARROW, DifficultySchema, FourPhaseSchema, LongCotsSchema, SimpleCotsSchema
-from tests.fixtures import question_shard
+from tests.fixtures import question_shard, share_for
 
 # --------------------------------------------------------------- parsing and correctness
 
@@ -108,20 +108,39 @@ class Recorded:
         return self.engine
 
 
+def ids(questions):
+    return questions.column("question_id").to_pylist()
+
+
 def _q(questions, i):
     return questions.to_pylist()[i]
 
 
-def test_pick_questions_alternates_stages(shard):
+def test_pick_questions_decides_each_question_alone(shard):
     _, questions, _ = shard
-    picked = pick_questions(questions.to_pylist(), 6)
-    assert [q["stage"] for q in picked] == [1, 2, 1, 2, 1, 2]
-    assert pick_questions(questions.to_pylist(), None) == questions.to_pylist()
+    qs = questions.to_pylist()
+    assert pick_questions(qs, None) == qs and pick_questions(qs, 1.0) == qs and pick_questions(qs, 0.0) == []
+    half = pick_questions(qs, 0.5)
+    assert 0 < len(half) < len(qs)
+    assert {q["question_id"] for q in pick_questions(qs, 0.25)} <= {q["question_id"] for q in half}  # nested
+    # dropping or adding other questions (an edit elsewhere in the shard) never changes whether one is sent
+    assert pick_questions(qs[1:], 0.5) == [q for q in half if q is not qs[0]]
+    assert pick_questions([*qs, {**qs[0], "question_id": "new"}], 0.5)[: len(half)] == half
+
+
+def test_a_share_keeps_about_that_share_of_many_items():
+    from lgt.ids import in_share
+
+    # 20,000 ids, share 0.2: binomial sd 0.0028, so 0.2 +- 0.015 is over five sd
+    kept = sum(in_share(0.2, f"q{i}") for i in range(20_000)) / 20_000
+    assert abs(kept - 0.2) < 0.015
 
 
 def test_simple_cots_marks_against_the_gold_only_and_drops_duplicates(shard, tf_backend, tmp_path):
     images, questions, keys = shard
-    stage = SimpleCotsStage(max_questions=2, sampling=Sampling(n=6, temperature=0.7, max_new_tokens=64))
+    stage = SimpleCotsStage(
+        share=share_for(ids(questions), 2), sampling=Sampling(n=6, temperature=0.7, max_new_tokens=64)
+    )
     sent, requests = simple_cot_requests(questions, images, stage, keys)
     rec = Recorded(tf_backend, tmp_path)
     replies = []
@@ -165,7 +184,7 @@ def _simple_table(questions, images, keys, tf_backend, tmp_path, thoughts):
     def wrong(q):
         return next(letter for letter in "ABCD" if letter != q["gold_letter"])
 
-    stage = SimpleCotsStage(max_questions=len(thoughts), sampling=Sampling(n=1, max_new_tokens=64))
+    stage = SimpleCotsStage(share=share_for(ids(questions), len(thoughts)), sampling=Sampling(n=1, max_new_tokens=64))
     sent, requests = simple_cot_requests(questions, images, stage, keys)
     rec = Recorded(tf_backend, tmp_path / "simple")
     rec.record(
@@ -236,7 +255,7 @@ def test_long_cots_prefill_keeps_casing_adds_full_stop_and_cue_then_labels_and_f
 def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
     images, questions, keys = shard
     stage = FourPhaseStage(
-        max_questions=1,
+        share=share_for(ids(questions), 1),
         min_words=20,
         ngram=5,
         max_ngram_repeats=3,
@@ -311,9 +330,10 @@ def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
 
 def test_difficulty_pass_rates_subsets_and_histogram(shard, tf_backend, tmp_path):
     images, questions, keys = shard
-    stage = DifficultyStage(max_questions=3, sampling=Sampling(n=4, temperature=0.7, max_new_tokens=32))
+    share = share_for(ids(questions), 3)
+    stage = DifficultyStage(share=share, sampling=Sampling(n=4, temperature=0.7, max_new_tokens=32))
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    sent, requests = question_requests(questions.to_pylist(), by_image, 3, stage.sampling, "", keys)
+    sent, requests = question_requests(questions.to_pylist(), by_image, share, stage.sampling, "", keys)
     rec = Recorded(tf_backend, tmp_path)
     g = [q["gold_letter"] for q in sent]
     w = [next(L for L in "ABCD" if L != x) for x in g]
@@ -367,7 +387,7 @@ def test_empty_inputs_give_empty_valid_tables(shard, tf_backend, tmp_path):
 def test_simple_cots_under_a_budget_are_answered_marked_and_dropped_when_the_recipe_says(shard, tf_backend, tmp_path):
     images, questions, keys = shard
     budget = Sampling(n=2, temperature=0.7, thinking=Thinking(max_tokens=12, answer_max_tokens=8))
-    kept = SimpleCotsStage(max_questions=2, sampling=budget)
+    kept = SimpleCotsStage(share=share_for(ids(questions), 2), sampling=budget)
     engine = Engine(tf_backend, CallCache(tmp_path / "calls.sqlite"))
     result = build_simple_cots(questions, images, kept, lambda role: engine, keys)
     rows = result.table.to_pylist()

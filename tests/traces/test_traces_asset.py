@@ -7,6 +7,7 @@ import dagster as dg
 import datasets
 import pyarrow.parquet as pq
 
+from lgt.ids import in_share
 from lgt.recipe import load_recipe
 from lgt.storage import table_digest
 from lgt_assets import build_definitions
@@ -30,13 +31,13 @@ def recipe_file(tmp_path, checkpoint):
         stages:
           questions_grounded:
             attributes: {{color: {{noun: colour, values: [red, green, blue, yellow, purple, orange]}}}}
-          simple_cots: {{max_questions: 3, sampling: {{n: 3, temperature: 0.7, top_p: 0.8, max_new_tokens: 40}}}}
-          long_cots: {{max_cots: 2, sampling: {{n: 2, temperature: 0.7, top_p: 0.8, top_k: 50, max_new_tokens: 24}}}}
+          simple_cots: {{share: 0.15, sampling: {{n: 3, temperature: 0.7, top_p: 0.8, max_new_tokens: 40}}}}
+          long_cots: {{share: 0.5, sampling: {{n: 2, temperature: 0.7, top_p: 0.8, top_k: 50, max_new_tokens: 24}}}}
           four_phase:
-            max_questions: 2
+            share: 0.1
             min_words: 5
             sampling: {{n: 1, temperature: 1.0, top_p: 0.95, max_new_tokens: 40}}
-          difficulty: {{max_questions: 3, sampling: {{n: 2, temperature: 0.7, top_p: 0.8, max_new_tokens: 16}}}}
+          difficulty: {{share: 0.15, sampling: {{n: 2, temperature: 0.7, top_p: 0.8, max_new_tokens: 16}}}}
           sft_data: {{fraction: 1.0}}
           rl_prompts: {{rl_holdout: 2}}
           exports: {{trl_images: true}}
@@ -75,25 +76,31 @@ def test_traces_datasets_and_exports_materialize_account_for_every_sample_and_re
         questions = pq.read_table(home / "storage/questions/s/0.parquet")
         simple = pq.read_table(home / "storage/simple_cots/s/0.parquet")
         # every sample is kept or counted by reason
+        # each stage sends the questions in its share; the four-phase share nests inside the others
+        ids = questions.column("question_id").to_pylist()
+        sent = [q for q in ids if in_share(0.15, q)]
+        assert 2 <= len(sent) < len(ids) and {q for q in ids if in_share(0.1, q)} <= set(sent)
         m = _meta(first, "simple_cots")
         funnel, rejects = dict(m["funnel_counts"].value), m["rejects_by_reason"].value
-        assert funnel["sent"] == 3 and funnel["samples"] == 9
-        assert funnel["kept"] + sum(rejects.values()) == 9 and funnel["kept"] == simple.num_rows
-        assert m["llm/vlm/calls"].value == 9
+        assert funnel["sent"] == len(sent) and funnel["samples"] == 3 * len(sent)
+        assert funnel["kept"] + sum(rejects.values()) == 3 * len(sent) and funnel["kept"] == simple.num_rows
+        assert set(simple.column("question_id").to_pylist()) <= set(sent)
+        assert m["llm/vlm/calls"].value == 3 * len(sent)
         long_m = _meta(first, "long_cots")
-        expanded = min(2, simple.num_rows)
+        expanded = sum(in_share(0.5, c) for c in simple.column("cot_id").to_pylist())
         assert dict(long_m["funnel_counts"].value)["samples"] == 2 * expanded
         assert (
             dict(long_m["funnel_counts"].value)["kept"] + sum(long_m["rejects_by_reason"].value.values())
             == 2 * expanded
         )
         fp = dict(_meta(first, "four_phase")["funnel_counts"].value)
-        assert fp["sent"] == 2 and fp["samples"] == 2
+        assert fp["sent"] == fp["samples"] == sum(in_share(0.1, q) for q in ids)
         diff = pq.read_table(home / "storage/difficulty/s/0.parquet").to_pylist()
         # k attempts, and the blind one from the text alone (its letter, or "" when none could be read)
-        assert len(diff) == 3 and all(d["k"] == 2 and len(d["call_keys"]) == 3 for d in diff)
+        assert sorted(d["question_id"] for d in diff) == sorted(sent)
+        assert all(d["k"] == 2 and len(d["call_keys"]) == 3 for d in diff)
         assert all(d["blind_choice"] in ("", "A", "B", "C", "D") for d in diff)
-        assert dict(_meta(first, "difficulty")["funnel_counts"].value)["blind_attempts"] == 3
+        assert dict(_meta(first, "difficulty")["funnel_counts"].value)["blind_attempts"] == len(sent)
         rl = pq.read_table(home / "storage/rl_prompts/s/0.parquet")
         # two questions held out for RL, kept out of SFT and DPO; pass rates where rated
         assert rl.num_rows == min(2, questions.num_rows)
