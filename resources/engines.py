@@ -15,7 +15,7 @@ import dagster as dg
 
 from lgt.base_model import base_model_path
 from lgt.engines import CallCache, Engine, make_backend
-from lgt.engines.server import LaunchedServer
+from lgt.engines.server import LaunchedServer, server_flags
 from lgt.recipe import Recipe
 
 
@@ -60,7 +60,8 @@ class Engines:
         if shared not in self._backends:
             url = None
             if role.launch and role.backend in ("vllm", "sglang"):
-                server = LaunchedServer(role.backend, model, python=role.python).start()
+                extra = server_flags(role.engine_args)
+                server = LaunchedServer(role.backend, model, extra_args=extra, python=role.python).start()
                 self._servers.append(server)
                 url = server.base_url
             self._backends[shared] = make_backend(role, model, url)

@@ -56,9 +56,9 @@ def make_backend(role: ModelRole, model: str, server_url: str | None = None) -> 
     if role.backend == "vllm":
         from lgt.engines.offline import VLLMBackend
 
-        return VLLMBackend(model, role.revision, vision=role.vision, python=role.python)
+        return VLLMBackend(model, role.revision, vision=role.vision, python=role.python, **role.engine_args)
     if role.backend == "sglang":
         from lgt.engines.offline import SGLangBackend
 
-        return SGLangBackend(model, role.revision, vision=role.vision)
+        return SGLangBackend(model, role.revision, vision=role.vision, **role.engine_args)
     raise ValueError(f"unknown backend {role.backend!r}")

@@ -94,6 +94,12 @@ class ModelRole(_Strict):
         "parameter (vLLM serve does; SGLang has no word ban); empty: true for a launched vLLM server, false for "
         "`backend: openai` (strict servers reject unknown fields). Transformers and offline vLLM always ban",
     )
+    engine_args: dict[str, str | int | float | bool] = Field(
+        {},
+        description="vllm/sglang: the engine's own settings, as vllm.LLM / sglang.Engine keyword arguments; a "
+        "launched server gets them as --flags (true: --flag, false: --no-flag). Data and tensor parallelism: "
+        "{data_parallel_size: 2, tensor_parallel_size: 4} (vLLM), {dp_size: 2, tp_size: 4} (SGLang)",
+    )
     max_pixels: int | None = Field(
         262_144,
         ge=1,
@@ -117,6 +123,15 @@ class ModelRole(_Strict):
             self.backend == "transformers" or (self.backend == "vllm" and not self.launch)
         ):
             raise ValueError(f"bad_words applies to HTTP servers; backend {self.backend!r} here bans words itself")
+        return self
+
+    @model_validator(mode="after")
+    def _engine_args_for_engines_that_take_them(self) -> ModelRole:
+        if self.engine_args and self.backend not in ("vllm", "sglang"):
+            raise ValueError(
+                f"engine_args are vLLM's or SGLang's settings; backend {self.backend!r} takes none (a remote "
+                "server's parallelism is set where it is started)"
+            )
         return self
 
     def http_bad_words(self, launched: bool) -> bool:

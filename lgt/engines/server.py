@@ -24,6 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_flags(args: dict[str, str | int | float | bool]) -> list[str]:
+    """A recipe role's `engine_args` as a server's command-line flags: tensor_parallel_size 4 is
+    `--tensor-parallel-size 4`, true a bare `--flag`, false `--no-flag` (vLLM's form for turning a default off)."""
+    flags: list[str] = []
+    for key, value in args.items():
+        name = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(name)
+        elif value is False:
+            flags.append("--no-" + name[2:])
+        else:
+            flags += [name, str(value)]
+    return flags
+
+
 def server_command(
     kind: str, model: str, port: int, extra: list[str] | None = None, python: str | None = None
 ) -> list[str]:

@@ -16,8 +16,8 @@ import pytest
 
 from lgt.engines import Call, ModelRole, Request, Sampling, make_backend
 from lgt.engines.cache import CallCache
-from lgt.engines.offline import VLLMBackend, vllm_python
-from lgt.engines.server import LaunchedServer
+from lgt.engines.offline import vllm_python
+from lgt.engines.server import LaunchedServer, server_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,16 +32,24 @@ except RuntimeError as e:
 ASK = [{"role": "user", "content": "Name three colours."}]
 
 
+MAX_LEN = 4000  # the roles' engine_args: a context shorter than SmolLM2's 8,192, so a test can see it applied
+
+
 @pytest.fixture(scope="module", params=["offline", "launched"])
 def vllm(request, smollm2):
-    """The same tests through vLLM's engine in our worker, and through `vllm serve` started by the launcher."""
+    """The same tests through vLLM's engine in our worker, and through `vllm serve` started by the launcher; both
+    from a recipe role with engine_args, passed as the engines resource passes them."""
+    args = {"max_model_len": MAX_LEN}
     if request.param == "offline":
-        backend = VLLMBackend(str(smollm2))
+        backend = make_backend(ModelRole(backend="vllm", model=str(smollm2), engine_args=args), str(smollm2))
         yield backend
         backend.close()
         return
-    role = ModelRole(backend="vllm", launch=True, model=str(smollm2))
-    with LaunchedServer("vllm", str(smollm2), startup_timeout_s=600, env={"HF_HUB_OFFLINE": "1"}) as server:
+    role = ModelRole(backend="vllm", launch=True, model=str(smollm2), engine_args=args)
+    flags = server_flags(role.engine_args)
+    with LaunchedServer(
+        "vllm", str(smollm2), extra_args=flags, startup_timeout_s=600, env={"HF_HUB_OFFLINE": "1"}
+    ) as server:
         yield make_backend(role, str(smollm2), server_url=server.base_url)
 
 
@@ -108,6 +116,21 @@ def test_seeded_prompts_beyond_one_steps_token_budget(vllm):
     assert together[0].text == together[3].text
     alone = [_run(vllm, [r])[0] for r in reqs]
     assert all(s.ok and s.text for s in alone), [s.error_detail for s in alone]
+
+
+def test_a_roles_engine_args_reach_vllm(vllm):
+    """max_model_len 4,000 from the role's engine_args: a ~4,700-token prompt fails alone (it would fit SmolLM2's
+    own 8,192), with vLLM's error naming the limit; a short one in the same batch is answered."""
+    text = " ".join(f"item {i} is red." for i in range(600))
+    long, short = _run(
+        vllm,
+        [
+            Request(messages=[{"role": "user", "content": text}], sampling=Sampling(temperature=0, max_new_tokens=4)),
+            Request(messages=ASK, sampling=Sampling(temperature=0, max_new_tokens=4)),
+        ],
+    )
+    assert short.ok and short.text
+    assert not long.ok and str(MAX_LEN) in (long.error_detail or ""), long.error_detail
 
 
 RUN = textwrap.dedent(

@@ -12,7 +12,7 @@ from lgt.engines import ModelRole, Request, Sampling, make_backend
 from lgt.engines.checkpoint import REVISION_FILE, checkpoint_revision
 from lgt.engines.offline import SGLangBackend
 from lgt.engines.openai_backend import OpenAIBackend
-from lgt.engines.server import LaunchedServer
+from lgt.engines.server import LaunchedServer, server_command, server_flags
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 from resources import Engines, engine_metadata
@@ -173,6 +173,21 @@ def test_a_dead_vllm_worker_fails_the_open_calls_with_its_log(monkeypatch, tmp_p
 def test_openai_role_needs_its_url():
     with pytest.raises(ValueError, match="needs base_url"):
         ModelRole(backend="openai", model="m")
+
+
+def test_engine_args_are_for_vllm_and_sglang_and_become_a_launched_servers_flags():
+    with pytest.raises(ValueError, match="engine_args are vLLM's or SGLang's settings"):
+        ModelRole(backend="transformers", model="m", engine_args={"tensor_parallel_size": 2})
+    role = ModelRole(
+        backend="vllm",
+        launch=True,
+        model="m",
+        engine_args={"tensor_parallel_size": 4, "data_parallel_size": 2, "enforce_eager": True, "log_stats": False},
+    )
+    cmd = server_command("vllm", "m", 8000, server_flags(role.engine_args))
+    flags = ["--tensor-parallel-size", "4", "--data-parallel-size", "2", "--enforce-eager", "--no-log-stats"]
+    assert cmd[-6:] == flags and cmd[:-6] == server_command("vllm", "m", 8000)
+    assert server_flags({"tp_size": 4, "dp_size": 2}) == ["--tp-size", "4", "--dp-size", "2"]
 
 
 def test_base_model_and_the_engines_resource_share_one_home(tmp_path, monkeypatch):
