@@ -41,12 +41,17 @@ WAYS = (
 )
 
 
-def main() -> None:
+def suite_rows() -> tuple[str, list[dict]]:
+    """$LGT_HOME and the first `--questions` rows of its materialized `benchmark_suites` (scoring_speed.py too)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--questions", type=int, default=32)
     args = ap.parse_args()
     home = os.environ.get("LGT_HOME", ".lgt")
-    rows = pq.read_table(Path(home) / "storage" / "benchmark_suites.parquet").to_pylist()[: args.questions]
+    return home, pq.read_table(Path(home) / "storage" / "benchmark_suites.parquet").to_pylist()[: args.questions]
+
+
+def main() -> None:
+    home, rows = suite_rows()
     backend = TransformersBackend(str(base_model_path(None, home)))
     results = []
     for name, sampling, prefill in WAYS:

@@ -12,14 +12,12 @@ own cache misses. Prints seconds, seconds per question and the ratio to the firs
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
+from eval_cost import PREFILL, suite_rows  # this folder: scripts run as python benchmarks/<script>.py
 from transformers import StoppingCriteriaList
 from transformers.generation.stopping_criteria import StopStringCriteria
 
@@ -28,7 +26,6 @@ from lgt.engines import CallCache, Engine, Sampling
 from lgt.engines.transformers_backend import TransformersBackend
 from lgt.evaluation.scoring import eval_request
 
-PREFILL = "<think>\n</think>\n<answer>"
 SAMPLING = Sampling(n=1, temperature=0, max_new_tokens=8, stop=["</answer>"])
 # (dtype, batch_tokens, stop criteria built once): the path before, each change alone, the path now
 CASES = (
@@ -47,11 +44,7 @@ class PerBatchStops(TransformersBackend):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--questions", type=int, default=32)
-    args = ap.parse_args()
-    home = os.environ.get("LGT_HOME", ".lgt")
-    rows = pq.read_table(Path(home) / "storage" / "benchmark_suites.parquet").to_pylist()[: args.questions]
+    home, rows = suite_rows()
     requests = [eval_request(r, SAMPLING, PREFILL) for r in rows]
     results = []
     for dtype, batch_tokens, once in CASES:

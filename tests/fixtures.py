@@ -60,6 +60,27 @@ def question_shard(images_per_shard: int | None = None, recipe=None, shard: int 
     return images, build_questions(grounded, composed, s.questions).table, list(s.questions_grounded.attributes)
 
 
+def question_ids(recipe, shard: int = 0) -> list[str]:
+    """The question ids of one shard of a recipe, built with the stages' own code, no model calls."""
+    _, questions, _ = question_shard(recipe=recipe, shard=shard)
+    return questions.column("question_id").to_pylist()
+
+
+def with_shares(render, *counts: int) -> str:
+    """`render(*shares)`, a recipe's YAML, each share the one that sends exactly counts[i] of its first shard's
+    questions (a smaller count's share nests in a larger one's)."""
+    import tempfile
+    from pathlib import Path
+
+    from lgt.recipe import load_recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "recipe.yaml"
+        path.write_text(render(*[1.0] * len(counts)))
+        ids = question_ids(load_recipe(path))
+    return render(*[share_for(ids, k) for k in counts])
+
+
 def share_for(keys, k: int) -> float:
     """The share (`lgt.ids.in_share`) that keeps exactly k of these keys: found by bisection on the share alone,
     so a test can ask for "2 questions" under the recipe's share field."""

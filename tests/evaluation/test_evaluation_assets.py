@@ -12,7 +12,7 @@ from lgt.evaluation.synthetic import asked
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 from lgt_assets.selection import waves
-from tests.fixtures import question_shard, share_for
+from tests.fixtures import with_shares
 
 MODELS = ("base_model", "sft_checkpoint", "dpo_checkpoint")
 
@@ -21,10 +21,7 @@ def recipe_file(tmp_path, checkpoint):
     """The recipe, its shares the ones that send 8 of the shard's questions to simple_cots and 2 to difficulty
     (found on the questions the stages' own code builds, no model calls)."""
     p = tmp_path / "r.yaml"
-    p.write_text(_recipe(checkpoint, 1.0, 1.0))
-    _, questions, _ = question_shard(recipe=load_recipe(p))
-    ids = questions.column("question_id").to_pylist()
-    p.write_text(_recipe(checkpoint, share_for(ids, 8), share_for(ids, 2)))
+    p.write_text(with_shares(lambda simple, rated: _recipe(checkpoint, simple, rated), 8, 2))
     return p
 
 

@@ -25,7 +25,7 @@ from lgt.engines.server import LaunchedServer
 from lgt.ids import in_share
 from lgt.recipe import load_recipe
 from tests.engines.faulty_proxy import FaultyProxy
-from tests.fixtures import question_shard, share_for
+from tests.fixtures import question_ids, with_shares
 
 ASSETS = ("images", "images_quarantine", "questions_grounded", "questions_composed", "questions", "simple_cots")
 PHASES = 2  # a thinking budget without min_tokens: every sample is a think call, then an answer call
@@ -88,17 +88,7 @@ def recipe(model: str, port: int, questions: int, concurrency: int) -> str:
     """Two synthetic shards, LLM-free questions, and `simple_cots` over HTTP: greedy, one sample per question, the
     share of questions sent the one that sends exactly `questions` of synth/0 (`sent_questions` says how many of
     every partition)."""
-    text = _recipe(model, port, 1.0, concurrency)
-    return _recipe(model, port, share_for(question_ids(text, 0), questions), concurrency)
-
-
-def question_ids(text: str, shard: int) -> list[str]:
-    """The question ids of one shard of a recipe (YAML text), built with the stages' own code, no model calls."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "recipe.yaml"
-        path.write_text(text)
-        _, questions, _ = question_shard(recipe=load_recipe(path), shard=shard)
-    return questions.column("question_id").to_pylist()
+    return with_shares(lambda share: _recipe(model, port, share, concurrency), questions)
 
 
 def sent_questions(text: str, partition: str) -> int:
@@ -106,8 +96,8 @@ def sent_questions(text: str, partition: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "recipe.yaml"
         path.write_text(text)
-        share = load_recipe(path).stages.simple_cots.share
-    return sum(in_share(share, q) for q in question_ids(text, int(partition.split("/")[1])))
+        r = load_recipe(path)
+    return sum(in_share(r.stages.simple_cots.share, q) for q in question_ids(r, int(partition.split("/")[1])))
 
 
 def _recipe(model: str, port: int, share: float, concurrency: int) -> str:

@@ -24,8 +24,7 @@ import pyarrow.parquet as pq
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 from tests.engines.faulty_proxy import FaultyProxy
-from tests.fixtures import share_for
-from tests.system.counting import question_ids
+from tests.fixtures import with_shares
 
 KEY = "synth/0"
 N, QUESTIONS = 2, 6
@@ -37,8 +36,7 @@ HTTP_KINDS = {"http_5xx", "http_429", "connection"}  # error_kind of the proxy's
 
 def recipe_text(port: int, model: str, max_retries: int = 6) -> str:
     """The recipe, its simple_cots share the one that sends exactly QUESTIONS of the shard's questions."""
-    share = share_for(question_ids(_recipe_text(port, model, max_retries, 1.0), 0), QUESTIONS)
-    return _recipe_text(port, model, max_retries, share)
+    return with_shares(lambda share: _recipe_text(port, model, max_retries, share), QUESTIONS)
 
 
 def _recipe_text(port: int, model: str, max_retries: int, share: float) -> str:

@@ -33,7 +33,7 @@ from lgt.prompts import PROMPTS_DIR
 from lgt.recipe import load_recipe
 from lgt.traces.long_cots import long_cot_requests
 from lgt_assets import build_definitions
-from tests.fixtures import question_shard, share_for
+from tests.fixtures import with_shares
 
 # the data path: everything the training sets need, and the exports that read every shard
 PARTITIONED = (
@@ -143,10 +143,7 @@ def stage_recipe(tmp_path: Path, checkpoint: Path) -> Path:
     """The recipe, its shares the ones that send exactly SENT questions to simple_cots and RATED to difficulty
     (found on the questions the stages' own code builds, no model calls; the smaller share nests in the larger)."""
     p = tmp_path / "r.yaml"
-    p.write_text(_stage_recipe(checkpoint, 1.0, 1.0))
-    _, questions, _ = question_shard(recipe=load_recipe(p))
-    ids = questions.column("question_id").to_pylist()
-    p.write_text(_stage_recipe(checkpoint, share_for(ids, SENT), share_for(ids, RATED)))
+    p.write_text(with_shares(lambda simple, rated: _stage_recipe(checkpoint, simple, rated), SENT, RATED))
     return p
 
 
