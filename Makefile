@@ -12,7 +12,7 @@ PORT ?= 3000
 BIN := .venv/bin
 LOG_LEVEL ?= INFO
 # in_process: a run's steps share one process, so torch is imported and each model loaded once per run
-# (measured faster on CPU, see benchmarks/README.md); multiprocess: a subprocess per step
+# (measured faster on CPU, see benchmarks/HISTORY.md); multiprocess: a subprocess per step
 EXECUTOR ?= in_process
 
 .PHONY: demo test lint ui instance materialize screenshots clean

@@ -33,7 +33,7 @@ from lgt.base_model import base_model_path  # noqa: E402
 from lgt.engines import CallCache, Engine, Request, Sampling  # noqa: E402
 from lgt.engines.openai_backend import OpenAIBackend  # noqa: E402
 from lgt.engines.server import LaunchedServer  # noqa: E402
-from lgt.storage import lgt_home  # noqa: E402
+from lgt.paths import lgt_home  # noqa: E402
 
 TOPICS = [
     "rivers",
@@ -283,6 +283,7 @@ def main() -> None:
     for name, rate in vllm_rates.items():
         line = f"  {name:<41}: {rate:6.1f} tok/s (median)"
         print(line + (f", {rate / ours:5.2f}x ours on transformers serve" if ours else ""))
+    record_results(args, ours, plain, seq, peers, inproc and inproc / hf_rate, warm_ms, vllm_rates)
 
 
 def run_vllm(args, only: set[str], model: str, reqs: list[Request], texts: list[str], record) -> dict[str, float]:
@@ -337,6 +338,40 @@ def run_vllm(args, only: set[str], model: str, reqs: list[Request], texts: list[
     seen = list(texts_seen.values())
     print(f"  vLLM runs gave identical texts (seeds honoured alike): {all(t == seen[0] for t in seen)}")
     return {name: statistics.median(v) for name, v in rates.items()}
+
+
+def record_results(args, ours, plain, seq, peers, inprocess, warm_ms, vllm_rates) -> None:
+    """The summary's engine figures, as the ratios above print them (benchmarks/results.py); --quick records none."""
+    if args.quick:
+        return
+    from results import command_line
+    from results import record as keep  # main's `record` prints a run
+
+    cmd = command_line()
+    notes = f"{args.prompts} prompts, max_tokens {args.max_tokens}, {args.concurrency} in flight"
+    if ours and plain:
+        figure = f"our HTTP engine / plain asyncio load generator, {args.concurrency} in flight"
+        value = f"{ours / plain:.2f}x (median of {args.rounds} rounds)"
+        keep("engines", figure, value, command=cmd, notes=notes)
+    if ours and seq:
+        keep("engines", "ours / sequential client", f"{ours / seq:.2f}x", command=cmd, notes=notes)
+    for name, rate in peers.items() if ours else ():
+        tool = name.split(" ")[0]  # "curator 0.1.31"
+        figure = {"curator": "ours / Curator", "distilabel": f"ours / distilabel, max_tokens {args.max_tokens}"}
+        keep("engines", figure.get(tool, f"ours / {tool}"), f"{ours / rate:.2f}x ({name})", command=cmd, notes=notes)
+    if inprocess:
+        figure = "in-process engine / `model.generate` one at a time"
+        keep("engines", figure, f"{inprocess:.2f}x", command=cmd, notes=f"{args.inprocess_prompts} prompts")
+    if warm_ms is not None:
+        keep("engines", "warm rerun, all cached", f"{warm_ms:.1f} ms per 1,000 results", command=cmd, notes=notes)
+    figures = {
+        "vllm offline: Engine + VLLMBackend": "vLLM CPU build offline, Engine + VLLMBackend",
+        "vllm serve: Engine + OpenAIBackend": "`vllm serve` through our engine",
+    }
+    for name, rate in vllm_rates.items():
+        if name in figures:
+            value = f"{rate:.1f} tokens/s" + (f" ({rate / ours:.2f}x ours on transformers serve)" if ours else "")
+            keep("engines", figures[name], value, command=cmd, notes=notes)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from lgt.base_model import base_model_path
 from lgt.engines import CallCache, Engine, Sampling
-from lgt.engines.config import Thinking
+from lgt.engines.settings import Thinking
 from lgt.engines.transformers_backend import TransformersBackend
 from lgt.evaluation.scoring import eval_request, score_rows
 
@@ -66,6 +66,18 @@ def main() -> None:
     print("| way | seconds | s/question | vs answer only | read | right |\n|---|---:|---:|---:|---:|---:|")
     for name, seconds, read, right in results:
         print(f"| {name} | {seconds:.1f} | {seconds / len(rows):.2f} | {seconds / base:.2f}x | {read} | {right} |")
+    record_results({name: seconds / len(rows) for name, seconds, _, _ in results}, len(rows), backend.model_id)
+
+
+def record_results(per_question: dict[str, float], questions: int, model: str) -> None:
+    """The summary's figure (benchmarks/results.py): the answer alone against a thought of 48 tokens."""
+    from results import command_line, record
+
+    alone, thought = per_question["answer only (prefill)"], per_question["thought, 48-token budget"]
+    value = f"{alone:.2f} s answer only; {thought:.2f} s with a 48-token thought ({thought / alone:.2f}x)"
+    notes = f"{questions} questions of the held-out suite, {Path(model).name}"
+    figure = "a scored question with a thought, base model, CPU"
+    record("stage throughput", figure, value, command=command_line(("LGT_HOME",)), notes=notes)
 
 
 if __name__ == "__main__":

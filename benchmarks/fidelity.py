@@ -28,19 +28,19 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent, help="checkout to import")
     ap.add_argument("--scenes", type=int, default=400)
     ap.add_argument("--json", type=Path, help="also write the counts here")
-    ap.add_argument("--write-coco", type=Path, help="write the COCO-format fixture (tests/questions/coco_fixture.py)")
+    ap.add_argument("--write-coco", type=Path, help="write the COCO-format fixture (oracle/coco_fixture.py)")
     ap.add_argument("--coco", type=Path, help="a fixture folder from --write-coco: the source to question")
     args = ap.parse_args()
     here = Path(__file__).resolve().parent.parent
     if args.write_coco:
         sys.path.insert(0, str(here))
-        from tests.questions.coco_fixture import write_coco_fixture
+        from oracle.coco_fixture import write_coco_fixture
 
         fx = write_coco_fixture(args.write_coco)
         print(f"wrote {len(fx.truth)} images to {args.write_coco}; flaws {dict(fx.flaws)}")
         return
     # this checkout's independent checker, whatever checkout makes the questions
-    spec = importlib.util.spec_from_file_location("fidelity_checker", here / "tests" / "questions" / "checker.py")
+    spec = importlib.util.spec_from_file_location("fidelity_checker", here / "oracle" / "checker.py")
     checker_mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(checker_mod)
     sys.path.insert(0, str(args.root))
@@ -119,6 +119,28 @@ def main() -> None:
         print(f"  all: {a}/{t} ({a / max(1, t):.1%})")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
+    if args.root.resolve() == here:  # another checkout's code (--root) is that commit's figure, not this one's
+        record_results(out, bool(args.coco))
+
+
+def record_results(out: dict, coco: bool) -> None:
+    """The summary's figure (benchmarks/results.py): on the COCO fixture, the golds that agree with the image; on
+    the demo's scenes, the best blind baseline of the families with 100+ questions (the audit's limit: 35 %)."""
+    from results import command_line, record
+
+    if coco:
+        a, t = (sum(x[i] for x in out["agree_with_image"].values()) for i in (0, 1))
+        figure = "gold answers agreeing with the image, COCO-format fixture"
+        cmd = "python benchmarks/fidelity.py --write-coco /tmp/cocofx && " + command_line()
+        record("data quality", figure, f"{a} / {t} ({a / max(1, t) * 100:.1f} %)", command=cmd)
+    elif "blind" in out:
+        n = {f: out["stage1"].get(f, 0) + out["stage2"].get(f, 0) for f in out["blind"]}
+        big = {f: max(b.items(), key=lambda kv: kv[1]) for f, b in out["blind"].items() if n[f] >= 100 and b}
+        family, (feature, acc) = max(big.items(), key=lambda kv: kv[1][1])
+        value = f"{acc * 100:.1f} % ({family}, {feature}), the highest of the {len(big)} families with 100+ questions"
+        notes = f"{out['scenes']} demo scenes"
+        figure = "best blind baseline, families with 100+ questions"
+        record("data quality", figure, value + " (limit 35 %)", command=command_line(), notes=notes)
 
 
 if __name__ == "__main__":

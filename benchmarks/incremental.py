@@ -41,7 +41,8 @@ from lgt.base_model import smollm2_gguf, unpack_gguf
 from lgt.engines.cache import CallCache
 from lgt.images.sources.synthetic import SyntheticScenesSource, read_synthetic
 from lgt.images.validate import image_id_of
-from lgt.recipe import DEFAULT_RECIPE, load_recipe
+from lgt.paths import DEFAULT_RECIPE
+from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 
 PARTITIONED = (
@@ -66,7 +67,7 @@ SMALL_STAGES: dict[str, Any] = {  # tests/system/test_incremental.py's recipe: n
         "families": {"attribute": {"max_per_image": 1}},
         "compose_support": False,
     },
-    "questions_composed": {"kinds": {}},
+    "questions_composed": {"compositions": {}},
     "simple_cots": {"sampling": {"n": 1, "temperature": 0.7, "top_p": 0.8, "thinking": BUDGET}},
     "long_cots": {"sampling": {"n": 1, "temperature": 0.7, "top_p": 0.8, "thinking": BUDGET}},
     "four_phase": {"enabled": False},
@@ -297,6 +298,29 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=1))
     if args.home is None:
         shutil.rmtree(home, ignore_errors=True)
+    record_results(args, report)
+
+
+def record_results(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """The summary's figure (benchmarks/results.py): the mean and worst share of the cold calls over the draws."""
+    from results import command_line, record
+
+    if not report["edits"]:
+        return
+    sm = report["summary"]
+    pct = {k: f"{sm[k] * 100:.2f} %" for k in ("mean_ratio", "worst_ratio", "bound")}
+    value = (
+        f"mean {pct['mean_ratio']}, worst {pct['worst_ratio']} (bound {pct['bound']}); "
+        f"{sm['other_rows_differing']} rows of other images changed"
+    )
+    notes = (
+        f"{len(report['edits'])} draws of {sm['rows_per_draw']} of {args.rows} rows, {args.shards} shards; "
+        f"cold {sm['cold_calls']:,} calls in {report['cold']['seconds']:,.0f} s"
+    )
+    figure = (
+        f"calls {args.fraction * 100:g} % of the rows changed costs, share of the cold run's, {args.settings} settings"
+    )
+    record("incremental", figure, value, command=command_line(), notes=notes)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from lgt.base_model import base_model_path  # noqa: E402
 from lgt.engines import Call, Request, Sampling  # noqa: E402
 from lgt.engines.transformers_backend import TransformersBackend  # noqa: E402
-from lgt.storage import lgt_home  # noqa: E402
+from lgt.paths import lgt_home  # noqa: E402
 
 NEW_TOKENS = 24
 COLOURS = ["red", "blue", "green", "yellow", "purple", "gray"]
@@ -93,6 +93,7 @@ def main() -> None:
     print(
         f"{'workload':10} {'rows':>4} {'prompt tok':>10} {'plain s':>8} {'ours s':>8} {'speed-up':>8} {'same text':>9}"
     )
+    speedups: dict[str, float] = {}
     for name, reqs in workloads().items():
         lengths = [len(backend.tokenizer(backend.render(Call(0, 0, r, "", 0))).input_ids) for r in reqs]
         ours(backend, reqs[:2]), plain(backend, reqs[:2])  # warm-up
@@ -105,7 +106,20 @@ def main() -> None:
                 times[label].append(time.perf_counter() - t0)
         p, o = statistics.median(times["plain"]), statistics.median(times["ours"])
         same = sum(a == b for a, b in zip(texts["plain"], texts["ours"]))
+        speedups[name] = p / o
         print(f"{name:10} {len(reqs):>4} {sum(lengths):>10} {p:>8.1f} {o:>8.1f} {p / o:>7.2f}x {same:>5}/{len(reqs)}")
+    record_results(speedups, dtype, args.rounds)
+
+
+def record_results(speedups: dict[str, float], dtype: str, rounds: int) -> None:
+    """The summary's figure (benchmarks/results.py): each workload's speed-up over plain `generate`."""
+    from results import command_line, record
+
+    labels = {"samples": "4 prompts x 4 samples", "answers": "answers after thoughts", "distinct": "nothing shared"}
+    value = ", ".join(f"{x:.2f}x {labels.get(name, name)}" for name, x in speedups.items()) + f" ({dtype})"
+    notes = f"{torch.get_num_threads()} threads, median of {rounds} interleaved runs, {NEW_TOKENS} new tokens"
+    figure = "shared prompt prefixes prefilled once, vs plain `generate`"
+    record("engines", figure, value, command=command_line(), notes=notes)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,11 @@ def stages(recipe, cap: int | None):
     s2 = s2.model_copy(update={"rewrite": s2.rewrite.model_copy(update={"enabled": False})})
     if cap is not None and cap > 2:  # more stage-1 parents per image: compose more from them too
         s2 = s2.model_copy(
-            update={"kinds": {k: v.model_copy(update={"max_per_image": cap // 2}) for k, v in s2.kinds.items()}}
+            update={
+                "compositions": {
+                    k: v.model_copy(update={"max_per_image": cap // 2}) for k, v in s2.compositions.items()
+                }
+            }
         )
     return s1, s2
 
@@ -75,7 +79,9 @@ def shard_images(recipe, shard: int, n: int):
     return build_shard(read_shard(src, shard), Limits()).images
 
 
-def throughput(n_images: int, repeats: int) -> None:
+def throughput(n_images: int, repeats: int) -> dict[tuple[str, int], float]:
+    """Prints the table; returns the best questions/s by (stage, quota)."""
+    best: dict[tuple[str, int], float] = {}
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     recipe = load_recipe()
@@ -101,7 +107,9 @@ def throughput(n_images: int, repeats: int) -> None:
         label = f"quota {cap}{' (demo)' if cap == 2 else ''}"
         for name, ts, n in (("stage 1", t1, g.num_rows), ("stage 2", t2, c.num_rows), ("format", t3, q.num_rows)):
             print(f"{name + ', ' + label:<34}{n / n_images:>10.1f}{max(ts):>11,.0f}{statistics.median(ts):>12,.0f}")
+            best[name, cap] = max(ts)
     print(f"\ntargets: stage 1 >= {TARGET_STAGE1:,} q/s, stage 2 >= {TARGET_STAGE2:,} composed/s (one core)")
+    return best
 
 
 def _rss_kib(field: str) -> int:
@@ -130,7 +138,8 @@ def memory_child(shards: int, per_shard: int) -> None:
     print(json.dumps({"shards": shards, "questions": questions, "base_mib": base / 1024, "peak_mib": peak / 1024}))
 
 
-def memory(per_shard: int, cases: list[int]) -> None:
+def memory(per_shard: int, cases: list[int]) -> dict[int, float]:
+    """Prints the table; returns the peak above imports (MiB) by shard count."""
     print(f"\npeak memory, one subprocess per case, {per_shard} scenes per shard")
     print(f"{'shards':>7}{'questions':>11}{'after imports MiB':>19}{'peak MiB':>10}{'above imports':>15}")
     peaks = {}
@@ -148,6 +157,7 @@ def memory(per_shard: int, cases: list[int]) -> None:
         f"peak above imports, {cases[-1]} shards / {cases[0]} shard: "
         f"{peaks[cases[-1]] / max(peaks[cases[0]], 1e-9):.2f}x"
     )
+    return peaks
 
 
 def main() -> None:
@@ -162,8 +172,31 @@ def main() -> None:
         return memory_child(a.child, a.per_shard)
     if a.quick:
         a.images, a.repeats, a.per_shard = 60, 2, 16
-    throughput(a.images, a.repeats)
-    memory(a.per_shard, [1, 4] if a.quick else [1, 4, 16])
+    best = throughput(a.images, a.repeats)
+    peaks = memory(a.per_shard, [1, 4] if a.quick else [1, 4, 16])
+    if not a.quick:
+        record_results(best, peaks, a.per_shard)
+
+
+def record_results(best: dict[tuple[str, int], float], peaks: dict[int, float], per_shard: int) -> None:
+    """The summary's figures (benchmarks/results.py): the best questions/s of stages 1 and 2, the memory's peaks."""
+    from results import command_line, record
+
+    cmd = command_line()
+
+    def k(*xs: float) -> str:
+        return "-".join(f"{x / 1000:.1f}" for x in sorted({min(xs), max(xs)})) + "k/s"
+
+    one = {cap: q for (stage, cap), q in best.items() if stage == "stage 1"}
+    value = f"{k(one[2])} at the demo's quota 2; {k(*(q for cap, q in one.items() if cap != 2))} at quotas 4-10"
+    record("stage throughput", "stage-1 questions, one core (best)", value, command=cmd)
+    value = f"{k(*(q for (stage, _), q in best.items() if stage == 'stage 2'))} over quotas 2-10"
+    record("stage throughput", "stage-2 composed questions, one core (best)", value, command=cmd)
+    lo, hi = min(peaks), max(peaks)
+    value = " / ".join(f"{peaks[n]:.1f}" for n in sorted(peaks)) + " MiB at " + " / ".join(map(str, sorted(peaks)))
+    value += f" shards ({hi}/{lo} = {peaks[hi] / max(peaks[lo], 1e-9):.2f}x)"
+    figure = "questions (stage 1 + 2 + format + parquet): peak above imports over shards"
+    record("memory", figure, value, command=cmd, notes=f"{per_shard} scenes a shard")
 
 
 if __name__ == "__main__":

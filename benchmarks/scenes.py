@@ -408,6 +408,33 @@ def main() -> None:
     print(f"\ntotal {time.perf_counter() - t0:.1f} s")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2, default=str))
+    if not a.quick:
+        record_results(results, repeats)
+
+
+def record_results(res: dict, repeats: int) -> None:
+    """The summary's figures (benchmarks/results.py): images/s of the generator and of the shard path (medians),
+    and the peak RSS over the shard counts of the memory part."""
+    from results import command_line, record
+
+    cmd = command_line()
+    if "throughput" in res:
+        rate = {r["case"]: r["img_per_s"] for r in res["throughput"]["rows"]}
+        notes = f"median of {repeats}, {res['throughput']['images']} images of {res['throughput']['images_per_shard']}"
+        value = f"{rate[PNG_CASE[1]]:.0f} images/s ({rate['b  + caption']:.0f} with captions)"
+        record("stage throughput", "synthetic scenes, generate + render, one core", value, command=cmd, notes=notes)
+        c, d = rate["c  read_synthetic -> build_shard"], rate["d  c + write_table (parquet)"]
+        value = f"{c:.0f} / {d:.0f} images/s (build_shard / + parquet)"
+        figure = "`images` shard path (validate, Arrow, parquet), one core"
+        record("stage throughput", figure, value, command=cmd, notes=notes)
+    if "memory" in res:
+        mem = res["memory"]
+        peaks = " / ".join(f"{r['maxrss_kib'] / 1024:.1f}" for r in mem)
+        shards = " / ".join(str(r["shards"]) for r in mem)
+        ratio = mem[-1]["maxrss_kib"] / mem[0]["maxrss_kib"]
+        value = f"{peaks} MiB at {shards} shards ({mem[-1]['shards']}/{mem[0]['shards']} = {ratio:.2f}x)"
+        ips = mem[0]["rows"] // mem[0]["shards"]
+        record("memory", f"scenes: peak RSS over shards ({ips} images each)", value, command=cmd)
 
 
 if __name__ == "__main__":

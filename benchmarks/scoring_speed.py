@@ -64,6 +64,22 @@ def main() -> None:
         stops = "once" if once else "per batch"
         per = seconds / len(rows)
         print(f"| {dtype} | {batch_tokens} | {stops} | {seconds:.1f} | {per:.2f} | {first / seconds:.2f}x |")
+    record_results(results, len(rows))
+
+
+def record_results(cases: list[tuple[str, int, bool, float]], questions: int) -> None:
+    """The summary's figure (benchmarks/results.py): the path now (the last case) against the one before (the first)."""
+    from results import command_line, record
+
+    (d0, b0, once0, s0), (d1, b1, once1, s1) = cases[0], cases[-1]
+    stops = {True: "built once", False: "per batch"}
+    value = (
+        f"{s1 / questions:.2f} s answer only ({d1}, {b1}-token batches, stop criteria {stops[once1]}); "
+        f"{s0 / questions:.2f} s before ({d0}, {b0}, {stops[once0]}): {s0 / s1:.2f}x"
+    )
+    notes = f"{questions} questions of the held-out suite, an empty call cache per case"
+    figure = "a scored benchmark question, base model, CPU"
+    record("stage throughput", figure, value, command=command_line(("LGT_HOME",)), notes=notes)
 
 
 if __name__ == "__main__":

@@ -770,7 +770,32 @@ def main(argv: Sequence[str] | None = None) -> dict:
     out = report(costs, cache_stats(a.lgt_home), a.questions, ram, disk, a.questions_per_partition, a.event_copies)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
+    record_results(out, a.questions)
     return out
+
+
+def record_results(out: dict, target: int) -> None:
+    """The summary's figure (benchmarks/results.py): the hours at the target scale, as configured and uncapped,
+    and the shared resource that reaches its limit first."""
+    from results import command_line, record
+
+    def hours(rows: list[dict]) -> str:
+        h = sum(p["seconds"] for p in rows) / 3600
+        return f"{h:,.1f}" if h < 1000 else f"{h:,.0f}"
+
+    def m(q: float) -> str:
+        return f"{q / 1e6:.3g}M"
+
+    value = f"{hours(out['projection'])} h as configured, {hours(out['projection_uncapped'])} h uncapped"
+    first, unc = out["breaks_first"].get("as configured"), out["breaks_first"].get("uncapped")
+    if first:
+        value += f"; breaks first: {first['name']}, at {m(first['breaks_at_questions'])} questions"
+        value += f" ({m(unc['breaks_at_questions'])} uncapped)" if unc else ""
+    notes = (
+        f"read from a run of {out['demo_questions']:,} questions, {out['demo_questions_per_partition']:,.0f} a shard"
+    )
+    scale = "1M" if target == 1_000_000 else f"{target:,}"
+    record("main job", f"per-stage cost extrapolated to {scale} questions", value, command=command_line(), notes=notes)
 
 
 if __name__ == "__main__":

@@ -103,16 +103,34 @@ def main() -> None:
     print(f"cores: {cores}; {a.tokens} greedy tokens per row; tokens/s (higher is better)")
     print(f"| dtype | batch | neighbour | OMP wait | 1 thread | {cores} threads | auto |")
     print("|---|---|---|---|---|---|---|")
+    grid: dict[tuple, list[float]] = {}
     for dtype, batch, neighbour, wait in itertools.product(
         a.dtypes.split(","), [int(b) for b in a.batches.split(",")], [False, True], a.waits.split(",")
     ):
-        tps = [run_case(dtype, t, batch, a.tokens, neighbour, wait == "passive") for t in (1, cores, 0)]
+        tps = grid[dtype, batch, neighbour, wait] = [
+            run_case(dtype, t, batch, a.tokens, neighbour, wait == "passive") for t in (1, cores, 0)
+        ]
         print(
             f"| {dtype} | {batch} | {'busy' if neighbour else 'idle'} | {wait} | "
             + " | ".join(f"{t:.1f}" for t in tps)
             + " |",
             flush=True,
         )
+    record_results(grid, cores)
+
+
+def record_results(grid: dict[tuple, list[float]], cores: int) -> None:
+    """The summary's figures (benchmarks/results.py): per dtype, the automatic thread count at the largest batch
+    of the run, idle and beside a busy neighbour (OpenMP's default wait policy), and `cores` fixed threads."""
+    from results import command_line, record
+
+    batch = max(b for _, b, _, _ in grid)
+    for dtype in dict.fromkeys(d for d, _, _, _ in grid):
+        idle, loaded = grid.get((dtype, batch, False, "default")), grid.get((dtype, batch, True, "default"))
+        if idle and loaded:
+            value = f"{idle[2]:.1f} / {loaded[2]:.1f} tokens/s ({cores} fixed threads: {idle[1]:.1f} / {loaded[1]:.1f})"
+            figure = f"automatic CPU threads, {dtype}, {batch} rows, idle / busy neighbour"
+            record("engines", figure, value, command=command_line())
 
 
 if __name__ == "__main__":

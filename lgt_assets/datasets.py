@@ -174,8 +174,8 @@ def funnel_assets(w: Wiring) -> list[str]:
 
 def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
     recipe, partitions, home = w.recipe, w.partitions, w.home
-    stage = recipe.stages.exports
-    name = stage.name or recipe.name
+    settings = recipe.stages.exports
+    name = settings.name or recipe.name
     traces = _traces(recipe)
     ins = ["sft_data", "dpo_pairs", "rl_prompts", "images", "questions", *traces]
     funnels = funnel_assets(w)
@@ -187,7 +187,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
         ins={i: dg.AssetIn() for i in ins},  # an unpartitioned asset reads every partition of each input
         description=f"HF parquet (Image feature), TRL and LLaMA-Factory files and a dataset card under "
         f"$LGT_HOME/exports/{name}; the value is the manifest of files written.",
-        code_version=code_version(recipe, stage, [], []),
+        code_version=code_version(recipe, settings, [], []),
     )
     def exports(context: dg.AssetExecutionContext, **read: Any) -> dg.Output:
         inputs = {name: concat(value) for name, value in read.items()}
@@ -216,7 +216,7 @@ def build_exports_asset(w: Wiring) -> dg.AssetsDefinition:
             rl=inputs["rl_prompts"],
             images=inputs["images"],
             name=name,
-            trl_images=stage.trl_images,
+            trl_images=settings.trl_images,
             stand_in_keys=stand_in_keys(recipe) or None,
             card=card,
             max_pixels=recipe.models.vlm.max_pixels,  # the student trains on what the teacher saw

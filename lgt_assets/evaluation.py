@@ -52,7 +52,7 @@ def _checkpoints(recipe) -> list[str]:
 
 
 def build_suites_asset(w: Wiring) -> dg.AssetsDefinition:
-    recipe, stage = w.recipe, w.recipe.stages.benchmark_suites
+    recipe, settings = w.recipe, w.recipe.stages.benchmark_suites
     ins = {"images": dg.AssetIn(), "questions": dg.AssetIn()} if _synthetic(recipe) else {}
     synthetic_settings = [
         recipe.stages.questions_grounded.model_dump(mode="json", exclude={"llm", "rewrite"}),
@@ -70,7 +70,7 @@ def build_suites_asset(w: Wiring) -> dg.AssetsDefinition:
         "(CV-Bench, V* Bench, MMVP, MMStar, MME-RealWorld, MMLU-Pro) and MCQ files read from local files, and the "
         "held-out synthetic suite (scenes from a seed no source uses; no question asked in training).",
         metadata={"dagster/column_schema": column_schema(BENCHMARK.model)},
-        code_version=code_version(recipe, stage, [], [], prompts_version(), synthetic_settings),
+        code_version=code_version(recipe, settings, [], [], prompts_version(), synthetic_settings),
         check_specs=[
             dg.AssetCheckSpec("benchmark_schema", asset="benchmark_suites", blocking=True, description="pandera"),
             dg.AssetCheckSpec(
@@ -86,7 +86,7 @@ def build_suites_asset(w: Wiring) -> dg.AssetsDefinition:
         train_ids = set(training["images"].column("image_id").to_pylist()) if training else set()
         train_asked = training_asked(training["questions"]) if training else set()
         tables, skipped, dropped = [], [], Counter()
-        for suite in stage.suites:
+        for suite in settings.suites:
             if suite.kind == "synthetic":
                 table, drop = synthetic_suite(suite, recipe, train_ids, train_asked, stand_in_keys(recipe))
                 dropped.update({f"{suite.name}/{k}": v for k, v in drop.items()})
@@ -127,9 +127,9 @@ def build_suites_asset(w: Wiring) -> dg.AssetsDefinition:
 
 
 def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
-    recipe, stage = w.recipe, w.recipe.stages.benchmark_scores
+    recipe, settings = w.recipe, w.recipe.stages.benchmark_scores
     partitions = dg.StaticPartitionsDefinition(recipe.score_partition_keys())
-    role = getattr(recipe.models, stage.role)
+    role = getattr(recipe.models, settings.role)
     ins = {"benchmark_suites": dg.AssetIn(), **{m: dg.AssetIn() for m in _checkpoints(recipe)}}
 
     @dg.asset(
@@ -145,25 +145,25 @@ def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
         description="Each model's greedy answer to every question of a suite, read by the one answer reader "
         "(lgt/answers.py) and scored; partitioned <model>/<suite>; every output kept for inspection.",
         metadata={"dagster/column_schema": column_schema(SCORES.model)},
-        code_version=code_version(recipe, stage, [stage.role], []),
+        code_version=code_version(recipe, settings, [settings.role], []),
         check_specs=[
             dg.AssetCheckSpec("scores_schema", asset="benchmark_scores", blocking=True, description="pandera")
         ],
     )
     def benchmark_scores(context: dg.AssetExecutionContext, engines: dg.ResourceParam[Engines], **read: Any):
         suites = read.pop("benchmark_suites")
-        sampling = stage.sampling
+        sampling = settings.sampling
         tables: dict[str, pa.Table] = {}
         metadata: dict[str, Metadata] = {}
         engine_md: Metadata = {}
         for pk in context.partition_keys:
             model, suite = pk.split("/", 1)
             path = engines.model_path("base_model") if model == "base_model" else read[model].column("path")[0].as_py()
-            engine = engines.engine(stage.role, log=context.log.info, model=path)
+            engine = engines.engine(settings.role, log=context.log.info, model=path)
             rows = suites.filter(pc.equal(suites.column("benchmark"), suite)).to_pylist()
             context.log.info(f"{pk}: {len(rows)} questions to {path} ({role.backend})")
-            results = engine.generate([eval_request(r, sampling, stage.prefill) for r in rows])
-            table = score_rows(rows, results, model, engine.backend.revision or path, stage.prefill)
+            results = engine.generate([eval_request(r, sampling, settings.prefill) for r in rows])
+            table = score_rows(rows, results, model, engine.backend.revision or path, settings.prefill)
             tables[pk] = table.cast(SCORES.arrow)
             summary = summarize(table)
             overall = next(s for s in summary if s["task"] == "overall")
@@ -173,7 +173,7 @@ def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
             )
             preview = [
                 {**r, "answer": r["choice"], "label": f"{r['task']}: gold {r['gold_letter']}"}
-                for r in table.slice(0, stage.preview).to_pylist()
+                for r in table.slice(0, settings.preview).to_pylist()
             ]
             metadata[pk] = {
                 "dagster/row_count": table.num_rows,
@@ -195,7 +195,7 @@ def build_scores_asset(w: Wiring) -> dg.AssetsDefinition:
 
 
 def build_report_asset(w: Wiring) -> dg.AssetsDefinition:
-    recipe, home, stage = w.recipe, w.home, w.recipe.stages.report
+    recipe, home, settings = w.recipe, w.home, w.recipe.stages.report
     checkpoints = _checkpoints(recipe)
 
     @dg.asset(
@@ -205,15 +205,15 @@ def build_report_asset(w: Wiring) -> dg.AssetsDefinition:
         ins={"benchmark_scores": dg.AssetIn(), **{m: dg.AssetIn() for m in checkpoints}},
         description="Models as rows, benchmarks as columns and their average, with 95 % intervals, deltas against "
         "the baseline, per-task tables and the training cost; markdown and a bar chart in $LGT_HOME/reports/.",
-        code_version=code_version(recipe, stage, [], []),
+        code_version=code_version(recipe, settings, [], []),
     )
     def report(context: dg.AssetExecutionContext, benchmark_scores: Any, **read: pa.Table) -> dg.Output:
         scores = concat(benchmark_scores)
-        summary = summarize(scores, stage.confidence)
+        summary = summarize(scores, settings.confidence)
         costs = {m: read[m].to_pylist()[0] for m in checkpoints}
         title = f"{recipe.name}: benchmark scores"
-        chart = accuracy_chart_png(summary, stage.confidence)
-        markdown = render_report(summary, costs, stage.baseline, stage.confidence, title)
+        chart = accuracy_chart_png(summary, settings.confidence)
+        markdown = render_report(summary, costs, settings.baseline, settings.confidence, title)
         out = os.path.join(home.removeprefix("file://"), "reports", recipe.name)
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "accuracy.png"), "wb") as f:

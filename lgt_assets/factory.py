@@ -21,9 +21,10 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from lgt.engines import Engine
 from lgt.engines.gather import Gather
+from lgt.partitions import split_partition_key
 from lgt.preview import funnel_line, funnel_markdown
 from lgt.prompts import load_prompt
-from lgt.recipe import Recipe, split_partition_key
+from lgt.recipe import Recipe
 from lgt.results import StageResult
 from lgt.storage import table_digest
 from resources import Engines, engine_metadata
@@ -174,17 +175,29 @@ def stage_metadata(result: StageResult, label: str) -> Metadata:
     }
 
 
+class UndeclaredRole(RuntimeError):
+    """A build function called a model role its registry entry does not declare."""
+
+
 class RoleEngines:
     """`engine_for(role)` for build functions; remembers which roles a step used, for its metadata.
 
+    Only the roles the entry declares may be called: the code version hashes those roles' settings, so a call to
+    another role would leave the asset fresh in the UI when that role's model changes.
     Thread-safe: in a ranged run every partition's build runs in its own thread and they share one engine per role.
     """
 
-    def __init__(self, engines: Engines, context: dg.AssetExecutionContext):
+    def __init__(self, engines: Engines, context: dg.AssetExecutionContext, stage: str, declared: Sequence[str]):
         self.engines, self.context, self.used = engines, context, {}
+        self.stage, self.declared = stage, tuple(declared)
         self._lock = threading.Lock()
 
     def __call__(self, role: str) -> Engine:
+        if role not in self.declared:
+            raise UndeclaredRole(
+                f"{self.stage} called the model role {role!r}, which its registry entry does not declare "
+                f"(roles: {list(self.declared)}); add it to the entry's `roles`, so the code version follows its model"
+            )
         with self._lock:
             if role not in self.used:
                 self.used[role] = self.engines.engine(role, log=self.context.log.info)
@@ -278,7 +291,7 @@ def stage_asset(stage: Stage, w: Wiring) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec(check_name, asset=stage.name, blocking=True, description=stage.check)],
     )
     def _asset(context: dg.AssetExecutionContext, engines: dg.ResourceParam[Engines], **inputs: Any):
-        engine_for = RoleEngines(engines, context)
+        engine_for = RoleEngines(engines, context, stage.name, roles)
 
         def build(pk: str, engine_for: Callable[[str], Engine]) -> tuple[pa.Table, Metadata]:
             run = StageRun(

@@ -7,8 +7,8 @@ import pyarrow as pa
 
 from lgt.images.sources import read_shard
 from lgt.images.validate import Limits, build_shard
+from lgt.partitions import split_partition_key
 from lgt.preview import funnel_line, images_markdown
-from lgt.recipe import split_partition_key
 from lgt_assets.factory import (
     Custom,
     Metadata,
@@ -26,10 +26,10 @@ GROUP = group_of(__name__)
 
 def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
     recipe = w.recipe
-    stage = recipe.stages.images
-    limits = Limits(max_pixels=stage.max_pixels, box_clip_tolerance=stage.box_clip_tolerance)
+    settings = recipe.stages.images
+    limits = Limits(max_pixels=settings.max_pixels, box_clip_tolerance=settings.box_clip_tolerance)
     # editing a source or this stage's settings marks the asset stale in the UI
-    version = code_version(recipe, stage, [], [], [s.model_dump(mode="json") for s in recipe.sources])
+    version = code_version(recipe, settings, [], [], [s.model_dump(mode="json") for s in recipe.sources])
 
     @dg.multi_asset(
         name="images_assets",
@@ -83,7 +83,7 @@ def build_images_assets(w: Wiring) -> dg.AssetsDefinition:
         reasons = result.reasons()
         funnel = {"rows": result.input_rows, "images": images.num_rows}
         log(f"{pk}: {funnel_line(funnel, reasons, dropped='quarantined')} in {result.seconds:.1f}s")
-        preview = images.slice(0, stage.preview_images).to_pylist()
+        preview = images.slice(0, settings.preview_images).to_pylist()
         images_md = {
             "dagster/row_count": images.num_rows,
             "input_rows": result.input_rows,

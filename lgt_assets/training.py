@@ -68,7 +68,7 @@ def checkpoint_output(name: str, path: Path, metrics: dict[str, Any], trained: b
 
 
 def build_sft_asset(w: Wiring) -> dg.AssetsDefinition:
-    recipe, home, stage = w.recipe, w.home, w.recipe.stages.sft_checkpoint
+    recipe, home, settings = w.recipe, w.home, w.recipe.stages.sft_checkpoint
 
     @dg.asset(
         name="sft_checkpoint",
@@ -81,19 +81,21 @@ def build_sft_asset(w: Wiring) -> dg.AssetsDefinition:
         kinds={"trl"},
         description="TRL SFTTrainer from base_model on the exported SFT sets (stage 1 and 2 mixed, or staged); "
         "the checkpoint under $LGT_HOME/checkpoints/sft_checkpoint/<version>/.",
-        code_version=code_version(recipe, stage, [], [], recipe.base_model.model_dump(mode="json")),
+        code_version=code_version(recipe, settings, [], [], recipe.base_model.model_dump(mode="json")),
     )
     def sft_checkpoint(context: dg.AssetExecutionContext, exports: pa.Table) -> dg.Output:
         base = base_model_path(recipe.base_model.checkpoint, home, recipe.base_model.dtype)
-        phases = sft_phases(export_dir(w), stage.schedule)
-        path, metrics, trained = train_checkpoint("sft", "sft_checkpoint", base, phases, stage, home, context.log.info)
+        phases = sft_phases(export_dir(w), settings.schedule)
+        path, metrics, trained = train_checkpoint(
+            "sft", "sft_checkpoint", base, phases, settings, home, context.log.info
+        )
         return checkpoint_output("sft_checkpoint", path, metrics, trained)
 
     return sft_checkpoint
 
 
 def build_dpo_asset(w: Wiring) -> dg.AssetsDefinition:
-    recipe, home, stage = w.recipe, w.home, w.recipe.stages.dpo_checkpoint
+    recipe, home, settings = w.recipe, w.home, w.recipe.stages.dpo_checkpoint
 
     @dg.asset(
         name="dpo_checkpoint",
@@ -105,12 +107,14 @@ def build_dpo_asset(w: Wiring) -> dg.AssetsDefinition:
         kinds={"trl"},
         description="TRL DPOTrainer from sft_checkpoint on the exported preference pairs (beta, plus the SFT loss "
         "on the chosen answer); the checkpoint under $LGT_HOME/checkpoints/dpo_checkpoint/<version>/.",
-        code_version=code_version(recipe, stage, [], []),
+        code_version=code_version(recipe, settings, [], []),
     )
     def dpo_checkpoint(context: dg.AssetExecutionContext, exports: pa.Table, sft_checkpoint: pa.Table) -> dg.Output:
         start = Path(sft_checkpoint.column("path")[0].as_py())
         phases = dpo_phases(export_dir(w))
-        path, metrics, trained = train_checkpoint("dpo", "dpo_checkpoint", start, phases, stage, home, context.log.info)
+        path, metrics, trained = train_checkpoint(
+            "dpo", "dpo_checkpoint", start, phases, settings, home, context.log.info
+        )
         return checkpoint_output("dpo_checkpoint", path, metrics, trained)
 
     return dpo_checkpoint

@@ -18,7 +18,9 @@ from schemas.images import is_json_object
 from schemas.vocab import ANSWER_FORMATS, LETTERS, OPTION_STYLES
 
 QUESTION_ORIGINS = ("template", "llm", "composed")
-STAGE1_FAMILIES = (
+# the `family` column: a stage-1 family (lgt.questions.families.FAMILIES, plus "llm"), or the composition a stage-2
+# question came from (lgt.questions.compose.COMPOSITIONS)
+FAMILY_NAMES = (
     "counting",
     "existence",
     "attribute",
@@ -29,7 +31,7 @@ STAGE1_FAMILIES = (
     "count_comparison",
     "llm",
 )
-STAGE2_FAMILIES = ("chain", "combine", "conditional")
+COMPOSITION_NAMES = ("chain", "combine", "conditional")
 
 _str_list = pa_arrow.list_(pa_arrow.string())
 
@@ -96,7 +98,7 @@ class _QuestionColumns(pa.DataFrameModel):
     image_id: Series[str] = pa.Field(str_matches=_HEX32)
     source: Series[str] = pa.Field(str_length={"min_value": 1})
     stage: Series[np.int32] = pa.Field(isin=[1, 2])
-    family: Series[str] = pa.Field(isin=list(STAGE1_FAMILIES + STAGE2_FAMILIES))
+    family: Series[str] = pa.Field(isin=list(FAMILY_NAMES + COMPOSITION_NAMES))
     origin: Series[str] = pa.Field(isin=list(QUESTION_ORIGINS))
     hops: Series[np.int32] = pa.Field(ge=1, le=3)
     question: Series[str] = pa.Field(str_length={"min_value": 1})

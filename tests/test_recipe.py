@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lgt.recipe import DEFAULT_RECIPE, RecipeError, load_recipe, recipe_path, split_partition_key
+from lgt.partitions import split_partition_key
+from lgt.paths import DEFAULT_RECIPE
+from lgt.recipe import RecipeError, load_recipe, recipe_path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = textwrap.dedent(

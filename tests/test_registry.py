@@ -150,3 +150,38 @@ def test_a_toy_stage_through_the_registry_alone(tmp_path):
         assert dict(meta["funnel_counts"].value) == {"images": 3, "kept": 3} and meta["by_family"].value == {"all": 3}
         checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
         assert checks["toy_counts_schema"] is True
+
+
+def test_a_stage_that_calls_a_role_it_does_not_declare_fails_loudly(tmp_path):
+    """Its code version hashes only the declared roles' settings: an undeclared call would go stale unnoticed."""
+
+    def asks_the_verifier(run) -> StageResult:
+        run.engine_for("verifier")
+        raise AssertionError("engine_for should have refused the undeclared role")
+
+    sneaky = Stage(
+        "toy_sneaky",
+        "toys",
+        ins=["images"],
+        artifact=TOY,
+        build=asks_the_verifier,
+        description="calls a role it does not declare",
+        check="pandera ToySchema",
+        settings=lambda r: r.stages.images,
+    )
+    r = recipe(tmp_path)
+    defs = build_definitions(r, base_path=str(tmp_path / "home"), registry=(*REGISTRY, sneaky))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            defs.assets,
+            selection=["images", "images_quarantine", "toy_sneaky"],
+            partition_key="s/0",
+            resources=defs.resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.cause.message if failure.step_failure_data.error.cause else ""
+    message += failure.step_failure_data.error.message
+    assert "toy_sneaky called the model role 'verifier', which its registry entry does not declare" in message

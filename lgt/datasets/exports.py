@@ -271,6 +271,7 @@ def write_exports(
     `bytes`, `dataset`: the name in llamafactory/dataset_info.json, else None); the
     LLaMA-Factory image folder is one entry (`format` "images", `rows` = number of images).
     """
+    datasets.disable_progress_bars()  # a bar per split and file is noise in the run's log; the manifest says it all
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     parts = {"sft": _by_split(sft, "sft"), "dpo": _by_split(dpo, "dpo"), "rl": _by_split(rl, "rl")}

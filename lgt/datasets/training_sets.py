@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import random
 import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from fractions import Fraction
@@ -23,9 +22,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from lgt.datasets.settings import DpoPairsSettings, RlPromptsSettings, SftDataSettings
 from lgt.ids import content_id
-from lgt.recipe import DpoStage, RlStage, SftStage
-from lgt.results import StageResult
+from lgt.results import StageResult, timed
 from schemas.traces import DPO_ARROW, RL_ARROW, SFT_ARROW
 from schemas.vocab import ANSWER_FORMATS, AnswerFormat, Category, DpoRule, FourPhaseSubset, PassRateSubset, split_of
 
@@ -105,15 +104,15 @@ def held_out_count(n_questions: int, rl_holdout: int | float) -> int:
     return min(rl_holdout, n_questions)
 
 
-def held_out_questions(question_ids: Iterable[str], stage: RlStage) -> frozenset[str]:
+def held_out_questions(question_ids: Iterable[str], settings: RlPromptsSettings) -> frozenset[str]:
     """The shard's questions held out for RL: a uniform sample, a pure function of (ids, rl_holdout, seed).
 
     Each id is ranked by a hash of (seed, id) and the first `held_out_count` are held out, so the sft, dpo
     and rl assets agree without reading each other, whatever order they read the questions in.
     """
     ids = sorted(set(question_ids))
-    ranked = sorted(ids, key=lambda q: content_id("lgt-rl-holdout", stage.seed, q))
-    return frozenset(ranked[: held_out_count(len(ids), stage.rl_holdout)])
+    ranked = sorted(ids, key=lambda q: content_id("lgt-rl-holdout", settings.seed, q))
+    return frozenset(ranked[: held_out_count(len(ids), settings.rl_holdout)])
 
 
 def check_rl_disjoint(rl: pa.Table, **others: pa.Table) -> None:
@@ -191,7 +190,7 @@ def quota_draw(
     groups: dict[str, list[Trace]],
     total: int,
     length: Callable[[Trace], int],
-    stage: SftStage,
+    settings: SftDataSettings,
     tag: str,
 ) -> list[tuple[Trace, float]]:
     """Exactly min(total, traces) (trace, weight) pairs: an equal quota per question, then the remainder filled.
@@ -211,9 +210,9 @@ def quota_draw(
     for qid in sorted(groups):
         ranked = sorted(groups[qid], key=lambda t: (-length(t), t["id"]))  # longest first, ties by id
         # floored so a very deep rank cannot underflow to a weight of 0
-        weights = [max(stage.rank_decay**r, sys.float_info.min) for r in range(len(ranked))]
+        weights = [max(settings.rank_decay**r, sys.float_info.min) for r in range(len(ranked))]
         order[qid] = weighted_sample(zip(ranked, weights), weights, len(ranked), random.Random(f"{tag}:{qid}"))
-    quota = max(stage.min_per_question, total // len(order))
+    quota = max(settings.min_per_question, total // len(order))
     drawn: list[tuple[Trace, float]] = []
     for rnd in range(quota):
         this_round = [order[qid][rnd] for qid in order if rnd < len(order[qid])]
@@ -260,20 +259,20 @@ def _four_phase(
     return len(consistent), kept
 
 
+@timed
 def build_sft(
     questions: pa.Table,
     simple: pa.Table,
     long: pa.Table,
     four_phase: pa.Table,
     difficulty: pa.Table,
-    stage: SftStage,
+    settings: SftDataSettings,
     held_out: Collection[str] = frozenset(),
 ) -> StageResult:
     """LPT's SFT set (O ∪ O->O by length rank and quota, X->O to match) plus MMFR's four-phase traces.
 
     `held_out`: question ids kept for RL (`held_out_questions`); none of their traces is trained on.
     """
-    start = time.perf_counter()
     rejects: Counter = Counter()
     qs = _questions(questions)
     pool: dict[str, list[Trace]] = defaultdict(list)
@@ -292,11 +291,11 @@ def build_sft(
 
     n_pool, n_xo = sum(map(len, pool.values())), sum(map(len, x_to_o.values()))
     drawn = quota_draw(
-        pool, share_of(stage.fraction, n_pool), lambda t: len(t["thought"]), stage, f"lgt-sft:{stage.seed}"
+        pool, share_of(settings.fraction, n_pool), lambda t: len(t["thought"]), settings, f"lgt-sft:{settings.seed}"
     )
     # LPT: as many X->O as pool traces (or all there are), ranked within a question by the thinking added
-    xo_drawn = quota_draw(x_to_o, len(drawn), lambda t: t["added_chars"], stage, f"lgt-sft-x->o:{stage.seed}")
-    n_consistent, fp = _four_phase(qs, four_phase, difficulty, stage.four_phase, rejects, held_out)
+    xo_drawn = quota_draw(x_to_o, len(drawn), lambda t: t["added_chars"], settings, f"lgt-sft-x->o:{settings.seed}")
+    n_consistent, fp = _four_phase(qs, four_phase, difficulty, settings.four_phase, rejects, held_out)
 
     rows = [
         _sft_row(qs[t["question_id"]], t["category"], t["id"], t["thought"], w, t["call_keys"])
@@ -316,7 +315,7 @@ def build_sft(
         "four_phase": len(fp),
         "rows": len(rows),
     }
-    return StageResult(table, funnel, rejects, Counter(r["category"] for r in rows), time.perf_counter() - start)
+    return StageResult(table, funnel, rejects, Counter(r["category"] for r in rows))
 
 
 # --- DPO ------------------------------------------------------------------------
@@ -390,16 +389,20 @@ def _dedupe(pairs: list[dict[str, Any]], column: str, rejects: Counter) -> list[
     return out
 
 
+@timed
 def build_dpo(
-    questions: pa.Table, simple: pa.Table, long: pa.Table, stage: DpoStage, held_out: Collection[str] = frozenset()
+    questions: pa.Table,
+    simple: pa.Table,
+    long: pa.Table,
+    settings: DpoPairsSettings,
+    held_out: Collection[str] = frozenset(),
 ) -> StageResult:
     """LPT's preference pairs; each chosen and each rejected text is used once per question, earlier rules first.
 
     `held_out`: question ids kept for RL (`held_out_questions`); none of their traces is paired.
     """
-    start = time.perf_counter()
     rejects: Counter = Counter()
-    candidates = dpo_candidates(questions, simple, long, stage.rules, rejects, held_out)
+    candidates = dpo_candidates(questions, simple, long, settings.rules, rejects, held_out)
     distinct = [p for p in candidates if p["chosen"] != p["rejected"]]
     if len(distinct) < len(candidates):
         rejects["same_text"] += len(candidates) - len(distinct)  # nothing to prefer
@@ -407,38 +410,38 @@ def build_dpo(
     before, after = Counter(p["rule"] for p in candidates), Counter(p["rule"] for p in pairs)
     funnel = {
         "candidates": len(candidates),
-        **{f"candidates {r}": before[r] for r in stage.rules},
+        **{f"candidates {r}": before[r] for r in settings.rules},
         "pairs": len(pairs),
-        **{f"pairs {r}": after[r] for r in stage.rules},
+        **{f"pairs {r}": after[r] for r in settings.rules},
     }
     table = pa.Table.from_pylist(pairs, schema=DPO_ARROW)
-    return StageResult(table, funnel, rejects, after, time.perf_counter() - start)
+    return StageResult(table, funnel, rejects, after)
 
 
 # --- RL -------------------------------------------------------------------------
 
 
-def build_rl(questions: pa.Table, difficulty: pa.Table, stage: RlStage) -> StageResult:
+@timed
+def build_rl(questions: pa.Table, difficulty: pa.Table, settings: RlPromptsSettings) -> StageResult:
     """One prompt per held-out question with its pass rate (NaN when unknown), kept by `stage.subset`.
 
     Only the questions `held_out_questions` draws become prompts (the rest train SFT and DPO), as MMFR
     holds out a uniform slice for RL.
     """
-    start = time.perf_counter()
     rejects: Counter = Counter()
     rates = _pass_rates(difficulty)
-    held_out = held_out_questions(questions.column("question_id").to_pylist(), stage)
+    held_out = held_out_questions(questions.column("question_id").to_pylist(), settings)
     rows = []
     for q in questions.to_pylist():
         if q["question_id"] not in held_out:
             rejects["not_held_out"] += 1  # it trains SFT and DPO instead
             continue
         rate = rates.get(q["question_id"])
-        if stage.subset != PassRateSubset.ALL and rate is None:
+        if settings.subset != PassRateSubset.ALL and rate is None:
             rejects["no_pass_rate"] += 1  # cannot tell whether it belongs to the subset
             continue
-        if rate is not None and not _in_subset(rate, stage.subset):
-            rejects[f"not_{stage.subset}"] += 1
+        if rate is not None and not _in_subset(rate, settings.subset):
+            rejects[f"not_{settings.subset}"] += 1
             continue
         rows.append(
             {
@@ -462,6 +465,4 @@ def build_rl(questions: pa.Table, difficulty: pa.Table, stage: RlStage) -> Stage
         "with_pass_rate": with_rate,
         "rows": len(rows),
     }
-    return StageResult(
-        table, funnel, rejects, Counter(f"{r['stage']}/{r['family']}" for r in rows), time.perf_counter() - start
-    )
+    return StageResult(table, funnel, rejects, Counter(f"{r['stage']}/{r['family']}" for r in rows))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lgt.engines.cache import CallCache
-from lgt.engines.config import ModelRole, Sampling
 from lgt.engines.engine import Backend, Engine, EngineFor, EngineStats
+from lgt.engines.settings import ModelRole, Sampling
 from lgt.engines.types import Call, ImageInput, Request, Result, Sample
 
 __all__ = [

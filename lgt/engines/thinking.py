@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from lgt.engines.config import Thinking
+from lgt.engines.settings import Thinking
 from lgt.engines.types import Request, Sample
 
 __all__ = ["Chain"]

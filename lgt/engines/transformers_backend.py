@@ -23,10 +23,14 @@ from typing import NamedTuple
 import torch
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 from transformers.generation.stopping_criteria import StopStringCriteria
+from transformers.utils import logging as transformers_logging
 
 from lgt.engines.checkpoint import checkpoint_revision
 from lgt.engines.messages import render_prompt
 from lgt.engines.types import Call, Sample, word_forms
+
+# a bar per model load ("Loading weights") is noise in a run's log; the engine logs its own progress per batch
+transformers_logging.disable_progress_bar()
 
 
 class CoreShare:
@@ -285,7 +289,7 @@ class TransformersBackend:
 
         `generate(stop_strings=...)` builds a StopStringCriteria per call, and its own cache misses (its key is the
         vocabulary in `get_vocab()` order, which changes from call to call): 0.77 s of vocabulary scanning per batch
-        for SmolLM2, a quarter of a scored question's time (benchmarks/README.md, "The main job within 15 minutes").
+        for SmolLM2, a quarter of a scored question's time (benchmarks/HISTORY.md, "The main job within 15 minutes").
         """
         if not stop:
             return None
@@ -328,9 +332,9 @@ class TransformersBackend:
         """Rows in order, at most `batch_size` per batch and at most `batch_tokens` prompt tokens to compute.
 
         Long prompts make the prefill the cost, and it slows with big batches on CPU (1,000-token prompts:
-        1,070 prompt tokens/s at 4 rows, 610 at 32; benchmarks/README.md); short ones gain from 32 rows.
+        1,069 prompt tokens/s at 4 rows, 606 at 32; benchmarks/HISTORY.md); short ones gain from 32 rows.
         A shared prefix counts once (see plan_prefill). 2048 tokens (three or four ~600-token scene prompts) beat
-        8192 by 17 % on the demo's scored questions and 9 % on its simple CoTs, float32 (benchmarks/README.md).
+        8192 by 17 % on the demo's scored questions and 9 % on its simple CoTs, float32 (benchmarks/HISTORY.md).
         """
         out: list[list[Row]] = []
         for row in rows:

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from lgt.engines.config import Sampling
+from lgt.engines.settings import Sampling
 
 __all__ = ["ImageInput", "Request", "Sample", "Result", "Call"]
 

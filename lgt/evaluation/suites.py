@@ -57,7 +57,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from lgt.evaluation.prompts import mcq_prompts
-from lgt.evaluation.specs import FileSuite, SuiteColumns
+from lgt.evaluation.settings import FileSuite, SuiteColumns
 from lgt.ids import content_id
 from lgt.images.validate import image_id_of, pil_error
 from schemas.evaluation import BENCHMARK_ARROW, EVAL_LETTERS

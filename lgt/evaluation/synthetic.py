@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from lgt.evaluation.prompts import mcq_prompts
-from lgt.evaluation.specs import SyntheticSuite
+from lgt.evaluation.settings import SyntheticSuite
 from lgt.images.sources import read_shard
 from lgt.images.stand_in import stand_in
 from lgt.images.validate import Limits, build_shard
@@ -34,9 +34,9 @@ def synthetic_images(suite: SyntheticSuite, recipe: Any) -> pa.Table:
     src = like.model_copy(
         update={"name": suite.name, "seed": suite.seed, "shards": 1, "images_per_shard": suite.images}
     )
-    stage = recipe.stages.images
+    settings = recipe.stages.images
     result = build_shard(
-        read_shard(src, 0), Limits(max_pixels=stage.max_pixels, box_clip_tolerance=stage.box_clip_tolerance)
+        read_shard(src, 0), Limits(max_pixels=settings.max_pixels, box_clip_tolerance=settings.box_clip_tolerance)
     )
     if result.quarantine.num_rows:  # the generator's own scenes: a quarantined one is a bug, not bad input
         raise RuntimeError(f"suite {suite.name}: {result.quarantine.num_rows} generated scenes failed validation")

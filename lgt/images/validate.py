@@ -4,7 +4,7 @@ Every source loader yields `RawRecord`s; `canonicalize` turns each into either
 a canonical row for the `images` asset or a row for `images_quarantine` with a
 reason, so input rows = images + quarantine, always.
 
-Box rule (documented in the README): a box is parsed as four finite numbers.
+Box rule (documented in docs/recipes.md): a box is parsed as four finite numbers.
 Width or height below zero is `box_negative`. A coordinate outside the image by
 more than `tolerance` x the image side is `box_out_of_bounds`; within that it
 is clipped to the image. A box narrower or shorter than one pixel after

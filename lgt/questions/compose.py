@@ -261,13 +261,13 @@ def _conditional(view: View, p: dict, c1: dict, c2: dict, rng: random.Random) ->
 
 @dataclass(frozen=True)
 class Composition:
-    """One stage-2 kind: `candidates(view, items)` gives a maker per usable combination of one image's items."""
+    """One stage-2 composition: `candidates(view, items)` gives a maker per usable combination of one image's items."""
 
     name: str
     candidates: Callable[[View, list[dict]], list[Maker]]
 
 
-# the registry, in the order of the recipe's default kinds
+# the registry, in the order of the recipe's default compositions
 COMPOSITIONS: dict[str, Composition] = {
     c.name: c
     for c in (
@@ -281,16 +281,16 @@ COMPOSITIONS: dict[str, Composition] = {
 def compose(
     view: View, items: Sequence[dict[str, Any]], quotas: dict[str, int], seed: int, skips: Counter | None = None
 ) -> list[Draft]:
-    """Up to `quotas[kind]` composed questions per kind for one image, from its stage-1 template items.
+    """Up to `quotas[name]` composed questions per composition for one image, from its stage-1 template items.
 
     `items` are rows of `questions_grounded` (origin 'template') with `spec` decoded.
     """
     items = sorted(items, key=lambda it: it["question_id"])  # the order rows arrive in must not matter
     skips = Counter() if skips is None else skips
     out = []
-    for kind, quota in quotas.items():
-        rng = random.Random(f"lgt-q2:{seed}:{view.image_id}:{kind}")
-        makers = COMPOSITIONS[kind].candidates(view, items)  # cheap: only the ones drawn are rendered
+    for name, quota in quotas.items():
+        rng = random.Random(f"lgt-q2:{seed}:{view.image_id}:{name}")
+        makers = COMPOSITIONS[name].candidates(view, items)  # cheap: only the ones drawn are rendered
         rng.shuffle(makers)
         taken = 0
         for make in makers:

@@ -7,7 +7,6 @@ The gold answer is computed from the image's objects (`lgt.questions.compose`); 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -20,15 +19,16 @@ from lgt.questions.families import Draft
 from lgt.questions.grounded import rules_of, view_of
 from lgt.questions.rewrite import REWRITE_PROMPT, rewrite_questions
 from lgt.questions.rows import config_version, dedupe, item_row, items_table
-from lgt.recipe import Models, QuestionsComposedStage, QuestionsGroundedStage
-from lgt.results import StageResult
+from lgt.questions.settings import QuestionsComposedSettings, QuestionsGroundedSettings
+from lgt.results import StageResult, timed
+from lgt.roles import Models
 
 
 def _composed_drafts(
     rows: list[dict[str, Any]],
     grounded: pa.Table,
-    stage1: QuestionsGroundedStage,
-    stage: QuestionsComposedStage,
+    stage1: QuestionsGroundedSettings,
+    settings: QuestionsComposedSettings,
     skips: Counter,
     exhaustive: bool = True,
 ) -> list[tuple[dict, Draft]]:
@@ -37,45 +37,49 @@ def _composed_drafts(
         if it["origin"] == "template":
             by_image[it["image_id"]].append({**it, "spec": json.loads(it["spec"])})
     rules = rules_of(stage1, exhaustive)
-    quotas = {k: v.max_per_image for k, v in stage.kinds.items()}
+    quotas = {k: v.max_per_image for k, v in settings.compositions.items()}
     out = []
     for row in rows:
         items = by_image.get(row["image_id"])
         if items:
-            out += [(row, d) for d in compose(view_of(row, rules), items, quotas, stage.seed, skips)]
+            out += [(row, d) for d in compose(view_of(row, rules), items, quotas, settings.seed, skips)]
     return out
 
 
+@timed
 def build_questions_composed(
     images: pa.Table,
     grounded: pa.Table,
-    stage: QuestionsComposedStage,
-    stage1: QuestionsGroundedStage,
+    settings: QuestionsComposedSettings,
+    stage1: QuestionsGroundedSettings,
     models: Models,
     source: str,
     engine_for: EngineFor | None,
     exhaustive: bool = True,
 ) -> StageResult:
-    start = time.perf_counter()
     skips: Counter = Counter()
     drafts = _composed_drafts(
         images.select(["image_id", "width", "height", "caption", "objects"]).to_pylist(),
         grounded,
         stage1,
-        stage,
+        settings,
         skips,
         exhaustive,
     )
-    version = config_version("compose", stage.model_dump(mode="json", include={"seed", "kinds"}))
+    # hashed under the key's first name, `kinds`, so the rows' versions did not change when it was renamed
+    quotas = settings.model_dump(mode="json", include={"compositions"})["compositions"]
+    version = config_version("compose", {"kinds": quotas, "seed": settings.seed})
     funnel: dict[str, int] = {"images": images.num_rows, "composed": len(drafts)}
     outcome: Counter = Counter()
-    if stage.rewrite.enabled and drafts:
+    if settings.rewrite.enabled and drafts:
         if engine_for is None:
             raise ValueError("questions_composed: the rewrite is enabled but no engine was given")
         full = {r["image_id"]: r for r in images.to_pylist()}  # the rewrite's verifier needs the image bytes
         drafts = [(full[row["image_id"]], d) for row, d in drafts]
-        decided = rewrite_questions(drafts, stage.rewrite, models, engine_for, list(stage1.attributes) or None, outcome)
-        model = engine_for(stage.rewrite.role).backend.model_id
+        decided = rewrite_questions(
+            drafts, settings.rewrite, models, engine_for, list(stage1.attributes) or None, outcome
+        )
+        model = engine_for(settings.rewrite.role).backend.model_id
         rewrite_version = load_prompt(REWRITE_PROMPT).version
     else:
         decided = [(d.question, "", []) for _, d in drafts]
@@ -102,6 +106,4 @@ def build_questions_composed(
     if outcome:
         funnel["rewrites_kept"] = outcome.get("kept", 0)
     rejects.update({f"rewrite/{k}": v for k, v in outcome.items() if k != "kept"})
-    return StageResult(
-        items_table(out), funnel, rejects, Counter(r["family"] for r in out), time.perf_counter() - start
-    )
+    return StageResult(items_table(out), funnel, rejects, Counter(r["family"] for r in out))

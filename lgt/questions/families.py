@@ -59,6 +59,21 @@ CLOSEST_WORDS = {"closest": "closest to", "farthest": "farthest from"}
 SAME_COUNT = "the same number of each"
 NONE_OF_EITHER = "there are none of either"
 
+# COCO boxes these as bunches and piles as often as one by one (its food, books), so their counts are not checkable
+GROUP_BOXED_LABELS = (
+    "banana",
+    "apple",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "donut",
+    "cake",
+    "sandwich",
+    "pizza",
+    "book",
+)
+
 
 def phrasing_slots(phrasing: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(phrasing) if name is not None}
@@ -142,7 +157,7 @@ Group = tuple[tuple[tuple[str, str], ...], str | None]  # ((attribute, value), .
 
 @dataclass
 class Rules:
-    """What the families need from the recipe (see `lgt.recipe.QuestionsGroundedStage`)."""
+    """What the families need from the recipe (see `lgt.questions.settings.QuestionsGroundedSettings`)."""
 
     attributes: dict[str, tuple[str, list[str]]]  # key -> (noun, vocabulary), most distinctive first
     position_gap: float = 0.02

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 from collections import Counter
 from typing import Any
 
@@ -19,8 +18,8 @@ import pyarrow as pa
 
 from lgt.prompts import load_prompt
 from lgt.questions.rows import dedupe
-from lgt.recipe import QuestionsStage
-from lgt.results import StageResult
+from lgt.questions.settings import QuestionsSettings
+from lgt.results import StageResult, timed
 from schemas.questions import QUESTIONS_ARROW
 from schemas.vocab import LETTERS
 
@@ -32,14 +31,14 @@ def question_seed(seed: int, question_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"lgt-q:{seed}:{question_id}".encode()).digest()[:8], "big") >> 1
 
 
-def format_question(item: dict[str, Any], stage: QuestionsStage) -> dict[str, Any]:
+def format_question(item: dict[str, Any], settings: QuestionsSettings) -> dict[str, Any]:
     """Shuffle, letter and render one item; deterministic in (recipe seed, question id)."""
-    seed = question_seed(stage.seed, item["question_id"])
+    seed = question_seed(settings.seed, item["question_id"])
     rng = random.Random(seed)
     options = [item["answer"], *item["distractors"]]
     rng.shuffle(options)
-    style = str(rng.choice(stage.option_styles))  # plain strings in the row and the prompt
-    answer_format = str(rng.choice(stage.answer_formats))
+    style = str(rng.choice(settings.option_styles))  # plain strings in the row and the prompt
+    answer_format = str(rng.choice(settings.answer_formats))
     system, user = load_prompt(SYSTEM_PROMPT), load_prompt(USER_PROMPT)
     return {
         "question_id": item["question_id"],
@@ -65,14 +64,12 @@ def format_question(item: dict[str, Any], stage: QuestionsStage) -> dict[str, An
     }
 
 
-def build_questions(grounded: pa.Table, composed: pa.Table, stage: QuestionsStage) -> StageResult:
-    start = time.perf_counter()
+@timed
+def build_questions(grounded: pa.Table, composed: pa.Table, settings: QuestionsSettings) -> StageResult:
     items = grounded.to_pylist() + composed.to_pylist()
     rejects: Counter = Counter()
     kept = dedupe(items, rejects)  # stage 1 first: a composed question equal to a stage-1 one is the copy
-    rows = [format_question(it, stage) for it in kept]
+    rows = [format_question(it, settings) for it in kept]
     table = pa.Table.from_pylist(rows, schema=QUESTIONS_ARROW)
     funnel = {"stage_1": grounded.num_rows, "stage_2": composed.num_rows, "kept": len(rows)}
-    return StageResult(
-        table, funnel, rejects, Counter(f"{r['stage']}/{r['family']}" for r in rows), time.perf_counter() - start
-    )
+    return StageResult(table, funnel, rejects, Counter(f"{r['stage']}/{r['family']}" for r in rows))

@@ -12,7 +12,6 @@ a crash.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from typing import Any
 
@@ -28,38 +27,39 @@ from lgt.questions.families import Draft, FamilyPlan, Rules, View, generate, obj
 from lgt.questions.parse import parse_mcqs
 from lgt.questions.rewrite import REWRITE_PROMPT, rewrite_questions
 from lgt.questions.rows import config_version, dedupe, item_row, items_table, question_id
+from lgt.questions.settings import QuestionsGroundedSettings
 from lgt.questions.verify import solve_request, verifier_view
-from lgt.recipe import Models, QuestionsGroundedStage
-from lgt.results import StageResult
+from lgt.results import StageResult, timed
+from lgt.roles import Models
 
 WRITER_PROMPT = "questions_grounded.j2"
 WRITER_PREFILL = "<question>"  # starting the reply in the format lifts the parse rate of small models
 
 
-def rules_of(stage: QuestionsGroundedStage, exhaustive: bool = True) -> Rules:
-    m = stage.margins
+def rules_of(settings: QuestionsGroundedSettings, exhaustive: bool = True) -> Rules:
+    m = settings.margins
     return Rules(
-        attributes={k: (a.noun, list(a.values)) for k, a in stage.attributes.items()},
+        attributes={k: (a.noun, list(a.values)) for k, a in settings.attributes.items()},
         position_gap=m.position_gap,
         area_ratio=m.area_ratio,
         distance_ratio=m.distance_ratio,
         extreme_gap=m.extreme_gap,
-        labels=tuple(stage.labels),
-        min_area=stage.min_object_area,
-        uncountable=frozenset(stage.uncountable_labels),
+        labels=tuple(settings.labels),
+        min_area=settings.min_object_area,
+        uncountable=frozenset(settings.uncountable_labels),
         exhaustive=exhaustive,
     )
 
 
-def plans_of(stage: QuestionsGroundedStage) -> dict[str, FamilyPlan]:
-    return {f: FamilyPlan(spec.max_per_image, stage.phrasings(f)) for f, spec in stage.families.items()}
+def plans_of(settings: QuestionsGroundedSettings) -> dict[str, FamilyPlan]:
+    return {f: FamilyPlan(spec.max_per_image, settings.phrasings(f)) for f, spec in settings.families.items()}
 
 
-def templates_version(stage: QuestionsGroundedStage) -> str:
+def templates_version(settings: QuestionsGroundedSettings) -> str:
     return config_version(
         "templates",
-        {f: [p.max_per_image, list(p.phrasings)] for f, p in plans_of(stage).items()},
-        stage.model_dump(
+        {f: [p.max_per_image, list(p.phrasings)] for f, p in plans_of(settings).items()},
+        settings.model_dump(
             mode="json",
             include={"attributes", "labels", "margins", "compose_support", "min_object_area", "uncountable_labels"},
         ),
@@ -71,32 +71,36 @@ def view_of(row: dict[str, Any], rules: Rules) -> View:
 
 
 def template_rows(
-    rows: list[dict[str, Any]], stage: QuestionsGroundedStage, source: str, skips: Counter, exhaustive: bool = True
+    rows: list[dict[str, Any]],
+    settings: QuestionsGroundedSettings,
+    source: str,
+    skips: Counter,
+    exhaustive: bool = True,
 ) -> list[dict[str, Any]]:
     """Every programmatic family on every image of the shard (`exhaustive`: the source boxes every instance)."""
-    rules, plans, version = rules_of(stage, exhaustive), plans_of(stage), templates_version(stage)
+    rules, plans, version = rules_of(settings, exhaustive), plans_of(settings), templates_version(settings)
     shard_labels = sorted({o["label"] for r in rows for o in r["objects"]})
     out = []
     for row in rows:
         view = view_of(row, rules)
-        for d in generate(view, plans, stage.seed, skips, shard_labels, stage.compose_support):
+        for d in generate(view, plans, settings.seed, skips, shard_labels, settings.compose_support):
             out.append(item_row(d, row["image_id"], source, stage=1, origin="template", prompt_version=version))
-    return balance(out, stage.seed, skips)
+    return balance(out, settings.seed, skips)
 
 
 def llm_rows(
     rows: list[dict[str, Any]],
-    stage: QuestionsGroundedStage,
+    settings: QuestionsGroundedSettings,
     models: Models,
     source: str,
     engine_for: EngineFor,
     rejects: Counter,
     funnel: dict[str, int],
 ) -> list[dict[str, Any]]:
-    cfg = stage.llm
+    cfg = settings.llm
     sent = [r for r in rows if in_share(cfg.share, r["image_id"])]
     writer = load_prompt(WRITER_PROMPT)
-    keys = list(stage.attributes) or None
+    keys = list(settings.attributes) or None
     sampling = cfg.sampling_for(models)
     requests = [
         Request(
@@ -191,7 +195,7 @@ def verified(
 def rewritten(
     items: list[dict[str, Any]],
     rows_by_id: dict[str, dict],
-    stage: QuestionsGroundedStage,
+    settings: QuestionsGroundedSettings,
     models: Models,
     engine_for: EngineFor,
     rejects: Counter,
@@ -203,8 +207,10 @@ def rewritten(
         for it in items
     ]
     outcome: Counter = Counter()
-    decided = rewrite_questions(drafts, stage.rewrite, models, engine_for, list(stage.attributes) or None, outcome)
-    model = engine_for(stage.rewrite.role).backend.model_id
+    decided = rewrite_questions(
+        drafts, settings.rewrite, models, engine_for, list(settings.attributes) or None, outcome
+    )
+    model = engine_for(settings.rewrite.role).backend.model_id
     version = load_prompt(REWRITE_PROMPT).version
     out = []
     for it, (q, status, keys) in zip(items, decided):
@@ -228,36 +234,36 @@ def rewritten(
     return out
 
 
+@timed
 def build_questions_grounded(
     images: pa.Table,
-    stage: QuestionsGroundedStage,
+    settings: QuestionsGroundedSettings,
     models: Models,
     source: str,
     engine_for: EngineFor | None,
     exhaustive: bool = True,
 ) -> StageResult:
     """One shard of stage 1. `engine_for(role)` is needed only when the LLM path is enabled."""
-    start = time.perf_counter()
     rows = images.to_pylist()
     skips: Counter = Counter()
     rejects: Counter = Counter()
     funnel: dict[str, int] = {"images": len(rows)}
-    out = template_rows(rows, stage, source, skips, exhaustive)
+    out = template_rows(rows, settings, source, skips, exhaustive)
     funnel["template/rendered"] = len(out)
-    if stage.rewrite.enabled and out:
+    if settings.rewrite.enabled and out:
         if engine_for is None:
             raise ValueError("questions_grounded: the rewrite is enabled but no engine was given")
-        out = rewritten(out, {r["image_id"]: r for r in rows}, stage, models, engine_for, rejects, funnel)
-    if stage.llm.enabled and rows:
+        out = rewritten(out, {r["image_id"]: r for r in rows}, settings, models, engine_for, rejects, funnel)
+    if settings.llm.enabled and rows:
         if engine_for is None:
             raise ValueError("questions_grounded: the LLM path is enabled but no engine was given")
-        out += llm_rows(rows, stage, models, source, engine_for, rejects, funnel)
+        out += llm_rows(rows, settings, models, source, engine_for, rejects, funnel)
     n = len(out)
     out = dedupe(out, rejects)
     funnel["kept"] = len(out)
     if n != len(out):
         funnel["duplicates"] = n - len(out)
     families = Counter(r["family"] for r in out)
-    result = StageResult(items_table(out), funnel, rejects, families, time.perf_counter() - start)
+    result = StageResult(items_table(out), funnel, rejects, families)
     result.rejects.update({f"skip/{k}": v for k, v in skips.items()})
     return result

@@ -21,10 +21,10 @@ never raises on a str. Which option a solver's reply picks is `lgt.answers.read_
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+from lgt.language import normalize, phrase_spans
 from schemas.vocab import LETTERS
 
 REJECT_REASONS = (
@@ -45,31 +45,6 @@ class ParsedMCQ:
     answer_index: int  # 0..3
     object_ids: tuple[str, ...]  # from <objects>, empty if absent
     reasoning_type: str  # from <type>, "" if absent
-
-
-# ---------------------------------------------------------------- text comparison
-
-_QUOTES = "\"'`“”‘’«»"
-_TRAILING_PUNCT = ".,;:!?"
-_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
-
-
-def normalize(text: str) -> str:
-    """The form in which option, answer and question texts are compared."""
-    s = " ".join(unicodedata.normalize("NFKC", text).lower().split())
-    # quotes and end punctuation nest either way ('"red."', '"red".'), so peel until nothing changes
-    previous = None
-    while s != previous:
-        previous = s
-        s = s.strip(_QUOTES).rstrip(_TRAILING_PUNCT).strip()
-    return _ARTICLE.sub("", s, count=1)
-
-
-def phrase_spans(phrase: str, text: str) -> list[tuple[int, int]]:
-    """Where `phrase` occurs in `text` as whole words; lookarounds rather than \\b so '3.5' or '(x)' work too."""
-    if not phrase:
-        return []
-    return [m.span() for m in re.finditer(rf"(?<!\w){re.escape(phrase)}(?!\w)", text)]
 
 
 # ---------------------------------------------------------------- parse_mcqs

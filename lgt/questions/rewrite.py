@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from lgt.answers import read_choice
 from lgt.engines import EngineFor, Request
 from lgt.ids import content_id, in_share
+from lgt.language import normalize
 from lgt.prompts import load_prompt
 from lgt.questions.families import Draft
-from lgt.questions.parse import normalize
+from lgt.questions.settings import LLMRewrite
 from lgt.questions.verify import solve_request, verifier_view
-from lgt.recipe import LLMRewrite, Models
+from lgt.roles import Models
 
 REWRITE_PROMPT = "question_rewrite.j2"
 _QUESTION = re.compile(r"<question>\s*(.*?)\s*</question>", re.IGNORECASE | re.DOTALL)

@@ -12,7 +12,6 @@ the bias audit's model baseline (`blind_choice`).
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -21,10 +20,10 @@ import pyarrow as pa
 
 from lgt.answers import read_choice
 from lgt.engines import EngineFor, Request
-from lgt.recipe import DifficultyStage
-from lgt.results import StageResult
+from lgt.results import StageResult, timed
 from lgt.traces.parse import letter
 from lgt.traces.requests import question_requests
+from lgt.traces.settings import DifficultySettings
 from schemas.traces import DIFFICULTY_ARROW
 
 
@@ -34,9 +33,9 @@ def pass_rate_histogram(rates: list[float], k: int) -> dict[str, int]:
     return {f"{i}/{k}": counts.get(i, 0) for i in range(k + 1)}
 
 
-def blind_request(question: dict[str, Any], stage: DifficultyStage) -> Request:
+def blind_request(question: dict[str, Any], settings: DifficultySettings) -> Request:
     """The question and its options alone, no image and no stand-in; one greedy attempt, no thinking budget."""
-    sampling = stage.sampling.model_copy(update={"n": 1, "temperature": 0.0, "thinking": None})
+    sampling = settings.sampling.model_copy(update={"n": 1, "temperature": 0.0, "thinking": None})
     messages = [
         {"role": "system", "content": question["system_prompt"]},
         {"role": "user", "content": question["user_prompt"]},
@@ -44,22 +43,24 @@ def blind_request(question: dict[str, Any], stage: DifficultyStage) -> Request:
     return Request(messages=messages, sampling=sampling)
 
 
+@timed
 def build_difficulty(
     questions: pa.Table,
     images: pa.Table,
-    stage: DifficultyStage,
+    settings: DifficultySettings,
     engine_for: EngineFor,
     keys: Sequence[str] | None = None,
 ) -> StageResult:
-    start = time.perf_counter()
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    prefill = "<think>" if stage.sampling.thinking else ""  # a budgeted attempt thinks first, then answers
-    sent, requests = question_requests(questions.to_pylist(), by_image, stage.share, stage.sampling, prefill, keys)
-    engine = engine_for(stage.role)
-    blind = [blind_request(q, stage) for q in sent] if stage.blind else []
+    prefill = "<think>" if settings.sampling.thinking else ""  # a budgeted attempt thinks first, then answers
+    sent, requests = question_requests(
+        questions.to_pylist(), by_image, settings.share, settings.sampling, prefill, keys
+    )
+    engine = engine_for(settings.role)
+    blind = [blind_request(q, settings) for q in sent] if settings.blind else []
     results = engine.generate(requests + blind)  # one batch: the blind attempts share the model's load
     results, blind_results = results[: len(requests)], results[len(requests) :]
-    k = stage.sampling.n
+    k = settings.sampling.n
     rejects: Counter = Counter()
     rows: list[dict[str, Any]] = []
     for i, (q, res) in enumerate(zip(sent, results)):
@@ -99,7 +100,7 @@ def build_difficulty(
         "pass_rate_below_1": sum(r["pass_rate_below_1"] for r in rows),
         "forced_attempts": sum(r["forced_attempts"] for r in rows),
     }
-    if stage.blind:
+    if settings.blind:
         by_id = {q["question_id"]: q for q in sent}
         blind_rows = [r for r in rows if r["blind_choice"] is not None]
         funnel["blind_attempts"] = len(blind_rows)
@@ -109,5 +110,4 @@ def build_difficulty(
         funnel,
         rejects,
         Counter(pass_rate_histogram([r["pass_rate"] for r in rows], k)),
-        time.perf_counter() - start,
     )

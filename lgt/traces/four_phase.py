@@ -14,7 +14,6 @@ else counts as `judge_unreadable`, never as a verdict). Traces are kept with
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -25,10 +24,10 @@ from lgt.answers import choice_in_answer, judge_verdict
 from lgt.engines import EngineFor, Request, Sampling
 from lgt.ids import content_id
 from lgt.prompts import load_prompt
-from lgt.recipe import FourPhaseStage
-from lgt.results import StageResult
-from lgt.traces.parse import Parsed, four_phase_structure, parse_think_answer, repeated_ngram
+from lgt.results import StageResult, timed
+from lgt.traces.parse import Parsed, four_phase_structure, parse_think_answer, repeated_ngram, usable
 from lgt.traces.requests import question_requests
+from lgt.traces.settings import FourPhaseSettings
 from schemas.traces import FOUR_PHASE_ARROW
 from schemas.vocab import LETTERS
 
@@ -38,10 +37,15 @@ PREFILL = "<think>"
 
 
 def four_phase_requests(
-    questions: pa.Table, by_image: dict[str, dict[str, Any]], stage: FourPhaseStage, keys: Sequence[str] | None = None
+    questions: pa.Table,
+    by_image: dict[str, dict[str, Any]],
+    settings: FourPhaseSettings,
+    keys: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Request]]:
     """The teacher's requests: the question's own system prompt replaced by the four-phase one."""
-    sent, requests = question_requests(questions.to_pylist(), by_image, stage.share, stage.sampling, PREFILL, keys)
+    sent, requests = question_requests(
+        questions.to_pylist(), by_image, settings.share, settings.sampling, PREFILL, keys
+    )
     prompt = load_prompt(PROMPT)
     for q, req in zip(sent, requests):
         req.messages[0] = {"role": "system", "content": prompt.render(answer_format=q["answer_format"])}
@@ -70,19 +74,19 @@ def judge_requests(
     ]
 
 
+@timed
 def build_four_phase(
     questions: pa.Table,
     images: pa.Table,
-    stage: FourPhaseStage,
+    settings: FourPhaseSettings,
     judge_sampling: Sampling,
     engine_for: EngineFor,
     keys: Sequence[str] | None = None,
 ) -> StageResult:
-    start = time.perf_counter()
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    sent, requests = four_phase_requests(questions, by_image, stage, keys)
+    sent, requests = four_phase_requests(questions, by_image, settings, keys)
     prompt = load_prompt(PROMPT)
-    engine = engine_for(stage.role)
+    engine = engine_for(settings.role)
     results = engine.generate(requests)
 
     rejects: Counter = Counter()
@@ -91,17 +95,13 @@ def build_four_phase(
     to_judge: list[int] = []
     for q, res in zip(sent, results):
         for s in res.samples:
-            if not s.ok:
-                rejects[f"call_failed/{s.error}"] += 1
-                continue
-            if s.forced_close and not stage.keep_forced:
-                rejects["forced/close"] += 1
+            if not usable(s, settings.keep_forced, rejects):
                 continue
             response = PREFILL + s.text
-            if why := four_phase_structure(response, stage.min_words):
+            if why := four_phase_structure(response, settings.min_words):
                 rejects[f"structure/{why}"] += 1
                 continue
-            if repeated_ngram(response, stage.ngram, stage.max_ngram_repeats):
+            if repeated_ngram(response, settings.ngram, settings.max_ngram_repeats):
                 rejects["repetition"] += 1
                 continue
             parsed = parse_think_answer(response)  # the structure is checked: only an empty part can fail here
@@ -139,7 +139,7 @@ def build_four_phase(
             if picked is None:
                 to_judge.append(len(rows) - 1)
 
-    if to_judge and stage.judge:
+    if to_judge and settings.judge:
         judge = load_prompt(JUDGE_PROMPT)
         reqs = judge_requests([rows[i] for i in to_judge], {q["question_id"]: q for q in sent}, judge_sampling)
         for i, res in zip(to_judge, engine_for("verifier").generate(reqs)):
@@ -181,5 +181,4 @@ def build_four_phase(
         funnel,
         rejects,
         Counter("consistent" if r["is_consistent"] else "inconsistent" for r in rows),
-        time.perf_counter() - start,
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -30,9 +29,9 @@ from lgt.engines import EngineFor, Request
 from lgt.ids import content_id, in_share
 from lgt.images.stand_in import stand_in
 from lgt.prompts import load_prompt
-from lgt.recipe import LongCotsStage
-from lgt.results import StageResult
-from lgt.traces.parse import Parsed, leak, leak_pattern, letter, parse_think_answer
+from lgt.results import StageResult, timed
+from lgt.traces.parse import Parsed, leak, leak_pattern, letter, parse_think_answer, usable
+from lgt.traces.settings import LongCotsSettings
 from schemas.traces import LONG_COTS_ARROW
 from schemas.vocab import LETTERS, long_category
 
@@ -100,16 +99,16 @@ def long_cot_requests(
     simple: pa.Table,
     questions: pa.Table,
     images: pa.Table,
-    stage: LongCotsStage,
+    settings: LongCotsSettings,
     keys: Sequence[str] | None = None,
 ) -> tuple[list[tuple[dict, dict, str, str, int]], list[Request]]:
     """One request per (simple CoT, sample): its own cue and separator, so each sample has its own prefill."""
     q_by_id = {q["question_id"]: q for q in questions.to_pylist()}
     img_by_id = {r["image_id"]: r for r in images.to_pylist()}
-    cots = pick_cots(simple.to_pylist(), stage.share)
+    cots = pick_cots(simple.to_pylist(), settings.share)
     prompt = load_prompt(PROMPT)
-    banned = sorted({*stage.sampling.banned_words, *stage.banned_words})
-    objects = stage.reasoner_reads == "caption+objects"
+    banned = sorted({*settings.sampling.banned_words, *settings.banned_words})
+    objects = settings.reasoner_reads == "caption+objects"
 
     jobs: list[tuple[dict, dict, str, str, int]] = []  # (cot, question, cue, kept prefill, sample index)
     requests: list[Request] = []
@@ -122,45 +121,41 @@ def long_cot_requests(
             options=list(zip(LETTERS, q["options"])),
             answer_format=q["answer_format"],
         )
-        for j in range(stage.sampling.n):
-            rng = random.Random(content_id("cue", stage.seed, cot["cot_id"], j))
-            cue, sep = rng.choice(stage.cues), rng.choice(SEPARATORS)
+        for j in range(settings.sampling.n):
+            rng = random.Random(content_id("cue", settings.seed, cot["cot_id"], j))
+            cue, sep = rng.choice(settings.cues), rng.choice(SEPARATORS)
             prefill, kept = expansion_prefill(cot, q, cue, sep)
-            sampling = stage.sampling.model_copy(
-                update={"n": 1, "seed": stage.sampling.seed + j, "banned_words": banned}
+            sampling = settings.sampling.model_copy(
+                update={"n": 1, "seed": settings.sampling.seed + j, "banned_words": banned}
             )
             requests.append(Request(messages=[{"role": "user", "content": user}], prefill=prefill, sampling=sampling))
             jobs.append((cot, q, cue, kept, j))
     return jobs, requests
 
 
+@timed
 def build_long_cots(
     simple: pa.Table,
     questions: pa.Table,
     images: pa.Table,
-    stage: LongCotsStage,
+    settings: LongCotsSettings,
     engine_for: EngineFor,
     keys: Sequence[str] | None = None,
 ) -> StageResult:
-    start = time.perf_counter()
-    jobs, requests = long_cot_requests(simple, questions, images, stage, keys)
-    pattern = leak_pattern(stage.banned_words, stage.leak_phrases, stage.leak_exempt)
-    entries = [*stage.banned_words, *stage.leak_phrases]
+    jobs, requests = long_cot_requests(simple, questions, images, settings, keys)
+    pattern = leak_pattern(settings.banned_words, settings.leak_phrases, settings.leak_exempt)
+    entries = [*settings.banned_words, *settings.leak_phrases]
     ids_of = {
         r["image_id"]: [o["object_id"] for o in r["objects"] or ()]
         for r in images.select(["image_id", "objects"]).to_pylist()
     }
-    engine = engine_for(stage.role)
+    engine = engine_for(settings.role)
     results = engine.generate(requests)
     rejects: Counter = Counter()
     rows: list[dict[str, Any]] = []
     for (cot, q, cue, kept, j), req, res in zip(jobs, requests, results):
         s = res.samples[0]
-        if not s.ok:
-            rejects[f"call_failed/{s.error}"] += 1
-            continue
-        if s.forced_close and not stage.keep_forced:
-            rejects["forced/close"] += 1
+        if not usable(s, settings.keep_forced, rejects):
             continue
         parsed = parse_think_answer(req.prefill + s.text)
         if not isinstance(parsed, Parsed):
@@ -209,9 +204,5 @@ def build_long_cots(
         "forced_close": sum(r["forced_close"] for r in rows),
     }
     return StageResult(
-        pa.Table.from_pylist(rows, schema=LONG_COTS_ARROW),
-        funnel,
-        rejects,
-        Counter(r["category"] for r in rows),
-        time.perf_counter() - start,
+        pa.Table.from_pylist(rows, schema=LONG_COTS_ARROW), funnel, rejects, Counter(r["category"] for r in rows)
     )

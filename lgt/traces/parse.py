@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lgt.engines import Sample
 from schemas.vocab import LETTERS
 
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
@@ -46,9 +47,72 @@ def parse_think_answer(text: str) -> Parsed | str:
     return Parsed(thought, answer) if answer else "empty_answer"
 
 
+def usable(sample: Sample, keep_forced: bool, rejects: Counter) -> bool:
+    """Whether a sample is worth parsing: its call succeeded, and a thought the engine had to close (its thinking
+    budget ran out) is kept only when the recipe says so. A dropped sample is counted under its reason."""
+    if not sample.ok:
+        rejects[f"call_failed/{sample.error}"] += 1
+        return False
+    if sample.forced_close and not keep_forced:
+        rejects["forced/close"] += 1
+        return False
+    return True
+
+
 def letter(index: int | None) -> str:
     return "" if index is None else LETTERS[index]
 
+
+# LPT's leak list (description(s), describe(s/d), mention(s/ed), misread, text, state(s/d), say(s), said, internal,
+# mental, visualize, visualization, user's, "the image described", "detailed image") with the forms a filter that
+# matches from a word's start also catches, so that the decode-time ban (exact token sequences) covers them too
+LEAK_WORDS = [
+    "description",
+    "descriptions",
+    "describe",
+    "describes",
+    "described",
+    "describing",
+    "mention",
+    "mentions",
+    "mentioned",
+    "mentioning",
+    "misread",
+    "text",
+    "texts",
+    "textual",
+    "state",
+    "states",
+    "stated",
+    "stating",
+    "statement",
+    "say",
+    "says",
+    "saying",
+    "said",
+    "internal",
+    "internally",
+    "mental",
+    "mentally",
+    "visualize",
+    "visualizes",
+    "visualized",
+    "visualizing",
+    "visualization",
+    "visualise",
+    "visualised",
+    "visualising",
+    "visualisation",
+    "caption",
+    "captions",
+    "captioned",
+    "user",
+    "user's",
+    "users",
+]
+LEAK_PHRASES = ["the image described", "detailed image", "object list", "objects list", "list of objects"]
+# words that start with a leak word and are no leak: LPT's plain substring test dropped every "texture"
+LEAK_EXEMPT = ["textur", "textile", "textbook"]
 
 _WORD = r"[\w'’]"  # a word's characters: a match runs on through "user's"
 

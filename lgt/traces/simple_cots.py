@@ -12,7 +12,6 @@ counted by reason.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -22,10 +21,10 @@ import pyarrow as pa
 from lgt.answers import choice_in_answer
 from lgt.engines import EngineFor, Request
 from lgt.ids import content_id
-from lgt.recipe import SimpleCotsStage
-from lgt.results import StageResult
-from lgt.traces.parse import Parsed, letter, parse_think_answer
+from lgt.results import StageResult, timed
+from lgt.traces.parse import Parsed, letter, parse_think_answer, usable
 from lgt.traces.requests import question_requests
+from lgt.traces.settings import SimpleCotsSettings
 from schemas.traces import SIMPLE_COTS_ARROW
 from schemas.vocab import simple_category
 
@@ -33,34 +32,30 @@ PREFILL = "<think>"
 
 
 def simple_cot_requests(
-    questions: pa.Table, images: pa.Table, stage: SimpleCotsStage, keys: Sequence[str] | None = None
+    questions: pa.Table, images: pa.Table, settings: SimpleCotsSettings, keys: Sequence[str] | None = None
 ) -> tuple[list[dict[str, Any]], list[Request]]:
     """The questions this shard sends and one request (n samples) each."""
     by_image = {r["image_id"]: r for r in images.to_pylist()}
-    return question_requests(questions.to_pylist(), by_image, stage.share, stage.sampling, PREFILL, keys)
+    return question_requests(questions.to_pylist(), by_image, settings.share, settings.sampling, PREFILL, keys)
 
 
+@timed
 def build_simple_cots(
     questions: pa.Table,
     images: pa.Table,
-    stage: SimpleCotsStage,
+    settings: SimpleCotsSettings,
     engine_for: EngineFor,
     keys: Sequence[str] | None = None,
 ) -> StageResult:
-    start = time.perf_counter()
-    sent, requests = simple_cot_requests(questions, images, stage, keys)
-    engine = engine_for(stage.role)
+    sent, requests = simple_cot_requests(questions, images, settings, keys)
+    engine = engine_for(settings.role)
     results = engine.generate(requests)
     rejects: Counter = Counter()
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for q, res in zip(sent, results):
         for j, s in enumerate(res.samples):
-            if not s.ok:
-                rejects[f"call_failed/{s.error}"] += 1
-                continue
-            if s.forced_close and not stage.keep_forced:
-                rejects["forced/close"] += 1
+            if not usable(s, settings.keep_forced, rejects):
                 continue
             response = PREFILL + s.text
             parsed = parse_think_answer(response)
@@ -104,9 +99,5 @@ def build_simple_cots(
         "forced_close": sum(r["forced_close"] for r in rows),
     }
     return StageResult(
-        pa.Table.from_pylist(rows, schema=SIMPLE_COTS_ARROW),
-        funnel,
-        rejects,
-        Counter(r["category"] for r in rows),
-        time.perf_counter() - start,
+        pa.Table.from_pylist(rows, schema=SIMPLE_COTS_ARROW), funnel, rejects, Counter(r["category"] for r in rows)
     )

@@ -29,7 +29,7 @@ def _plain_settings(settings: Any) -> dict[str, Any]:
     if hasattr(settings, "model_dump"):
         return settings.model_dump(mode="json")
     if not isinstance(settings, dict):
-        raise TypeError(f"settings: expected a dict or a TrainingStage, got {type(settings).__name__}")
+        raise TypeError(f"settings: expected a dict or a TrainingSettings, got {type(settings).__name__}")
     return json.loads(json.dumps(settings, default=str))
 
 

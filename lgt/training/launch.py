@@ -28,7 +28,7 @@ def _setting(settings: Any, name: str) -> Any:
 
 
 def command(job_path: Path | str, settings: Any, python: str) -> list[str]:
-    """The command line for a job; `settings` is a TrainingStage or its dict (launcher, accelerate_config,
+    """The command line for a job; `settings` is a TrainingSettings or its dict (launcher, accelerate_config,
     num_processes)."""
     launcher = _setting(settings, "launcher")
     if launcher == "python":

@@ -37,8 +37,8 @@ import pyarrow.parquet as pq
 
 from lgt.engines.checkpoint import REVISION_FILE
 from lgt.storage import replace_dir
-from lgt.training.config import DpoCheckpointStage, SftCheckpointStage, TrainingStage
 from lgt.training.job import METRICS_FILE, TrainJob, read_job
+from lgt.training.settings import DpoCheckpointSettings, SftCheckpointSettings, TrainingSettings
 
 VISION_TOWERS = ("visual", "model.visual", "vision_tower", "model.vision_tower", "vision_model", "model.vision_model")
 COLUMNS = {"sft": ("messages",), "dpo": ("prompt", "chosen", "rejected")}
@@ -62,8 +62,8 @@ def log(msg: str) -> None:
 # --- settings and files ------------------------------------------------------------------------------------
 
 
-def stage_settings(job: TrainJob, job_path: Path | str = "job") -> TrainingStage:
-    cls = SftCheckpointStage if job.kind == "sft" else DpoCheckpointStage
+def stage_settings(job: TrainJob, job_path: Path | str = "job") -> TrainingSettings:
+    cls = SftCheckpointSettings if job.kind == "sft" else DpoCheckpointSettings
     try:
         return cls.model_validate(job.settings)
     except ValueError as e:
@@ -227,7 +227,7 @@ def freeze_vision_tower(model) -> str:
     return name
 
 
-def lora_config(settings: TrainingStage, exclude: str | None):
+def lora_config(settings: TrainingSettings, exclude: str | None):
     from peft import LoraConfig
 
     lora = settings.lora
@@ -309,7 +309,7 @@ class PhaseResult:
     losses: list[list[float]] = field(default_factory=list)
 
 
-def make_config(kind: str, s: TrainingStage, run_dir: Path, bf16: bool, sft_mode: str, packing: bool):
+def make_config(kind: str, s: TrainingSettings, run_dir: Path, bf16: bool, sft_mode: str, packing: bool):
     import torch
 
     common = dict(
@@ -382,7 +382,7 @@ def save_trained(trainer, src: str, dst: Path, dtype, vision: bool, save_dtype=N
     acc.wait_for_everyone()
 
 
-def train_phase(job: TrainJob, s: TrainingStage, files: list[str], src: str, dst: Path, work: Path, fresh):
+def train_phase(job: TrainJob, s: TrainingSettings, files: list[str], src: str, dst: Path, work: Path, fresh):
     """Train on one phase's files from checkpoint `src`; save to `dst`. `fresh()` runs once the processes can
     synchronise (after the trainer config exists) and before anything is written. Returns (PhaseResult, the
     tokenizer or processor)."""
@@ -499,6 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m lgt.training.train JOB.json", file=sys.stderr)
         return 2
+    # datasets' and transformers' bars (each split generated, mapped, tokenized; weights loaded, shards written) are
+    # noise in the run's log; the trainer's own per-step loss lines stay
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
     threads = os.environ.get("LGT_TORCH_THREADS")
     if threads:
         import torch

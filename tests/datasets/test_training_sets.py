@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from lgt.datasets.settings import DpoPairsSettings, RlPromptsSettings, SftDataSettings
 from lgt.datasets.training_sets import (
     build_dpo,
     build_rl,
@@ -22,7 +23,6 @@ from lgt.datasets.training_sets import (
     target_text,
     weighted_sample,
 )
-from lgt.recipe import DpoStage, RlStage, SftStage
 from schemas.questions import QUESTIONS_ARROW
 from schemas.traces import (
     DIFFICULTY_ARROW,
@@ -181,7 +181,7 @@ def tables(questions=(), simples=(), longs=(), fours=(), diffs=()):
 
 
 def sft(qs=(), ss=(), ls=(), fs=(), ds=(), held_out=frozenset(), **stage):
-    return build_sft(*tables(qs, ss, ls, fs, ds), SftStage(**stage), held_out)
+    return build_sft(*tables(qs, ss, ls, fs, ds), SftDataSettings(**stage), held_out)
 
 
 QA, QB, QC = "aa" * 16, "bb" * 16, "cc" * 16
@@ -280,14 +280,14 @@ def triples(rows):
 
 
 def test_every_rule_makes_exactly_the_hand_worked_pairs_before_dedup():
-    cands = dpo_candidates(*crafted_traces(), DpoStage().rules)
+    cands = dpo_candidates(*crafted_traces(), DpoPairsSettings().rules)
     assert triples(cands) == ALL_CANDIDATES
     # every trace has its own thought, so texts differ exactly where ids do
     assert len({(r["chosen"], r["rejected"]) for r in cands}) == len(cands) == 13
 
 
 def test_dedup_keeps_the_first_pair_per_chosen_then_per_rejected():
-    res = build_dpo(*crafted_traces(), DpoStage())
+    res = build_dpo(*crafted_traces(), DpoPairsSettings())
     # chosen dedup keeps the first use of a1, a2, b1, a3e1, c1e1, c2e2 (pairs 1-6 above) and drops the other 7;
     # their rejected texts all differ, so rejected dedup drops none (it does in the next two tests)
     assert triples(res.table.to_pylist()) == [
@@ -339,13 +339,13 @@ def test_x_o_over_x_x_pairs_expansions_of_one_simple_cot():
     for r in cands:
         assert parent[r["chosen_id"]] == parent[r["rejected_id"]] == hid("c1")
         assert r["chosen"].startswith("<think> c1 thought.") and r["rejected"].startswith("<think> c1 thought.")
-    res = build_dpo(qs, ss, ls, DpoStage(rules=["X->O>X->X"]))
+    res = build_dpo(qs, ss, ls, DpoPairsSettings(rules=["X->O>X->X"]))
     assert triples(res.table.to_pylist()) == [("X->O>X->X", "c1e1", "c1e2")]  # c1e2 is rejected once
     assert res.rejects == Counter(duplicate_rejected=1)
 
 
 def test_rule_order_decides_which_duplicate_survives():
-    res = build_dpo(*crafted_traces(), DpoStage(rules=["X->O>X", "O>X"]))
+    res = build_dpo(*crafted_traces(), DpoPairsSettings(rules=["X->O>X", "O>X"]))
     # a3 is rejected first by a3e1, so (a1, a3) and (a2, a3) go
     assert triples(res.table.to_pylist()) == [
         ("X->O>X", "a3e1", "a3"),
@@ -363,7 +363,7 @@ def test_dedup_is_on_text_not_id():
         [long("a1e1", "a1", QA, "O->X"), long("a2e1", "a2", QA, "O->X")],
     )[:3]
     assert len(dpo_candidates(qs, ss, ls, ["O>O->X"])) == 2
-    res = build_dpo(qs, ss, ls, DpoStage(rules=["O>O->X"]))
+    res = build_dpo(qs, ss, ls, DpoPairsSettings(rules=["O>O->X"]))
     assert triples(res.table.to_pylist()) == [("O>O->X", "a1", "a1e1")]  # a2's target is a1's, stripped
     assert res.rejects == Counter(duplicate_chosen=1)
 
@@ -371,7 +371,7 @@ def test_dedup_is_on_text_not_id():
 def test_pair_texts_categories_and_keys():
     rows = {
         (r["rule"], r["chosen_id"].rstrip("0"), r["rejected_id"].rstrip("0")): r
-        for r in dpo_candidates(*crafted_traces(), DpoStage().rules)
+        for r in dpo_candidates(*crafted_traces(), DpoPairsSettings().rules)
     }
     qa = rows[("O>X->X", "a1", "a3e2")]
     assert qa["chosen"] == "<think> simple thought a1 </think> <answer> (B) </answer>"
@@ -394,7 +394,7 @@ def test_pair_texts_categories_and_keys():
 
 
 def test_dpo_schema_rejects_a_repeated_chosen_and_a_bad_target():
-    table = build_dpo(*crafted_traces(), DpoStage()).table
+    table = build_dpo(*crafted_traces(), DpoPairsSettings()).table
     rows = table.to_pylist()
     repeated = rows + [{**rows[0], "pair_id": "e" * 32, "rejected": target_text("another wrong try", "(D)")}]
     with pytest.raises(pandera.errors.SchemaError, match="chosen_and_rejected_unique_and_different"):
@@ -461,7 +461,9 @@ def test_a_raised_quota_goes_round_by_round_to_a_uniform_sample_of_questions():
     tabs = tables(qs, ss)
     n, second = 300, Counter()
     for seed in range(n):
-        per_q = Counter(build_sft(*tabs, SftStage(fraction=0.3, min_per_question=2, seed=seed)).table["question_id"])
+        per_q = Counter(
+            build_sft(*tabs, SftDataSettings(fraction=0.3, min_per_question=2, seed=seed)).table["question_id"]
+        )
         assert sorted(per_q.values()) == [1] * 5 + [2] * 5 and len(per_q) == 10
         second.update(str(q) for q, c in per_q.items() if c == 2)
     for q in qs:
@@ -481,7 +483,7 @@ def test_the_remainder_is_filled_by_rank_weight():
     tabs = tables(qs, ss)
     n, out = 2000, Counter()
     for seed in range(n):
-        res = build_sft(*tabs, SftStage(fraction=0.75, seed=seed))
+        res = build_sft(*tabs, SftDataSettings(fraction=0.75, seed=seed))
         assert Counter(res.table["question_id"].to_pylist()) == {qs[0]["question_id"]: 2, qs[1]["question_id"]: 1}
         kept = {int(t[2:5]) for t in res.table["trace_id"].to_pylist() if t.startswith("00")}
         (left,) = {0, 1, 2} - kept  # trace j of question 0 is "00" + j in 3 hex digits, j + 1 long: rank 2 - j
@@ -521,7 +523,7 @@ def test_the_remainder_goes_by_weight_not_to_questions_in_turn():
     )
     n = 2000
     first = sum(
-        Counter(build_sft(*tabs, SftStage(fraction=0.6, seed=seed)).table["question_id"].to_pylist())[
+        Counter(build_sft(*tabs, SftDataSettings(fraction=0.6, seed=seed)).table["question_id"].to_pylist())[
             qs[0]["question_id"]
         ]
         == 2
@@ -603,7 +605,7 @@ def test_x_to_o_draw_is_weighted_by_the_rank_of_added_length():
     tabs = tables(qs, ss, ls)
     n, drawn = 2000, Counter()
     for seed in range(n):
-        rows = build_sft(*tabs, SftStage(fraction=1.0, seed=seed)).table.to_pylist()
+        rows = build_sft(*tabs, SftDataSettings(fraction=1.0, seed=seed)).table.to_pylist()
         drawn += Counter((r["trace_id"].rstrip("0"), r["weight"]) for r in rows if r["category"] == "X->O")
     assert set(drawn) == {("a9e1", 0.25), ("a9e2", 0.5), ("a9e3", 1.0)}
     for name, w, p in [("a9e1", 0.25, 1 / 7), ("a9e2", 0.5, 2 / 7), ("a9e3", 1.0, 4 / 7)]:
@@ -708,7 +710,7 @@ def test_rl_joins_pass_rates_and_keeps_the_subset(subset, kept, rejects):
     qs = [question(Q0), question(QH, stage=2, family="chain"), question(Q1, answer_format="text"), question(QN)]
     ds = [difficulty(Q0, 0), difficulty(QH, 2), difficulty(Q1, 4), difficulty("ff" * 16, 1)]  # one for no question
     q, _, _, _, d = tables(qs, diffs=ds)
-    res = build_rl(q, d, RlStage(subset=subset, rl_holdout=4))  # all four held out
+    res = build_rl(q, d, RlPromptsSettings(subset=subset, rl_holdout=4))  # all four held out
     rows = {r["question_id"]: r for r in res.table.to_pylist()}
     assert list(rows) == kept and res.rejects == Counter(rejects)
     assert res.funnel == {"questions": 4, "held_out": 4, "with_pass_rate": 3, "rows": len(kept)}
@@ -725,7 +727,7 @@ def test_rl_joins_pass_rates_and_keeps_the_subset(subset, kept, rejects):
 
 def test_rl_schema_rejects_a_gold_that_is_not_its_option():
     q, _, _, _, d = tables([question(Q0), question(QH)], diffs=[difficulty(Q0, 0)])
-    table = build_rl(q, d, RlStage(rl_holdout=2)).table
+    table = build_rl(q, d, RlPromptsSettings(rl_holdout=2)).table
     RlSchema.validate(table.to_pandas())
     rows = table.to_pylist()
     rows[0]["gold_letter"] = "C"
@@ -751,30 +753,30 @@ def test_rl_schema_rejects_a_gold_that_is_not_its_option():
 def test_holdout_size_for_a_fraction_and_a_count(n, rl_holdout, want):
     assert held_out_count(n, rl_holdout) == want
     ids = [f"{i:04x}".ljust(32, "a") for i in range(n)]
-    held = held_out_questions(ids, RlStage(rl_holdout=rl_holdout))
+    held = held_out_questions(ids, RlPromptsSettings(rl_holdout=rl_holdout))
     assert len(held) == want and held <= set(ids)
 
 
 def test_holdout_rejects_what_is_neither_a_fraction_nor_a_count():
     for bad in (1.0, 1.5, -0.1, -1, True, "2"):
         with pytest.raises(ValueError, match="rl_holdout"):
-            RlStage(rl_holdout=bad)
+            RlPromptsSettings(rl_holdout=bad)
 
 
 def test_holdout_is_a_pure_uniform_function_of_ids_count_and_seed():
     """10 ids, 3 held out: each is held out with p 0.3 over seeds; 3,000 seeds give a standard deviation of
     sqrt(0.21 / 3000) = 0.0084, and 4 of them is the tolerance. Order and repeats of the ids do not matter."""
     ids = [f"{i:02x}".ljust(32, "b") for i in range(10)]
-    first = held_out_questions(ids, RlStage(rl_holdout=3, seed=5))
-    assert first == held_out_questions(list(reversed(ids)) + ids[:4], RlStage(rl_holdout=3, seed=5))
-    assert first == held_out_questions(ids, RlStage(rl_holdout=0.3, seed=5))  # 30 % of 10 is the same 3
+    first = held_out_questions(ids, RlPromptsSettings(rl_holdout=3, seed=5))
+    assert first == held_out_questions(list(reversed(ids)) + ids[:4], RlPromptsSettings(rl_holdout=3, seed=5))
+    assert first == held_out_questions(ids, RlPromptsSettings(rl_holdout=0.3, seed=5))  # 30 % of 10 is the same 3
     n, counts = 3000, Counter()
     for seed in range(n):
-        counts.update(held_out_questions(ids, RlStage(rl_holdout=3, seed=seed)))
+        counts.update(held_out_questions(ids, RlPromptsSettings(rl_holdout=3, seed=seed)))
     for q in ids:
         assert abs(counts[q] / n - 0.3) < 4 * math.sqrt(0.21 / n), (q, counts[q] / n)
     # a larger count holds out a superset: each id has one rank per seed
-    assert first <= held_out_questions(ids, RlStage(rl_holdout=6, seed=5))
+    assert first <= held_out_questions(ids, RlPromptsSettings(rl_holdout=6, seed=5))
 
 
 def test_rl_is_the_holdout_and_sft_and_dpo_leave_it_out():
@@ -788,13 +790,13 @@ def test_rl_is_the_holdout_and_sft_and_dpo_leave_it_out():
     _, _, _, fs, ds = tables()
     seen = set()
     for seed in range(12):
-        stage = RlStage(rl_holdout=1, seed=seed)
+        stage = RlPromptsSettings(rl_holdout=1, seed=seed)
         held = held_out_questions(qs["question_id"].to_pylist(), stage)
         (h,) = held
         seen.add(h)
         rl = build_rl(qs, ds, stage)
-        sft_res = build_sft(qs, ss, ls, fs, ds, SftStage(fraction=1.0), held)
-        dpo_res = build_dpo(qs, ss, ls, DpoStage(), held)
+        sft_res = build_sft(qs, ss, ls, fs, ds, SftDataSettings(fraction=1.0), held)
+        dpo_res = build_dpo(qs, ss, ls, DpoPairsSettings(), held)
         assert rl.table["question_id"].to_pylist() == [h] and rl.rejects == Counter(not_held_out=2)
         assert h not in sft_res.table["question_id"].to_pylist() + dpo_res.table["question_id"].to_pylist()
         assert sft_res.rejects["rl_holdout"] == sft_traces[h] and dpo_res.rejects["rl_holdout"] == traces[h]
@@ -808,9 +810,9 @@ def test_the_disjointness_check_names_the_overlap():
     """The old RL set was every question: it overlaps SFT and DPO, and the check says where."""
     qs, ss, ls = crafted_traces()
     _, _, _, fs, ds = tables()
-    everything = build_rl(qs, ds, RlStage(rl_holdout=3)).table
-    sft_table = build_sft(qs, ss, ls, fs, ds, SftStage(fraction=1.0)).table
-    dpo_table = build_dpo(qs, ss, ls, DpoStage()).table
+    everything = build_rl(qs, ds, RlPromptsSettings(rl_holdout=3)).table
+    sft_table = build_sft(qs, ss, ls, fs, ds, SftDataSettings(fraction=1.0)).table
+    dpo_table = build_dpo(qs, ss, ls, DpoPairsSettings()).table
     with pytest.raises(
         ValueError, match=f"3 question\\(s\\) are both RL prompts and in sft_data, e.g. question_id {QA}"
     ):

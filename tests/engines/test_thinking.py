@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from lgt.engines import Request, Sample, Sampling
 from lgt.engines.cache import CallCache
-from lgt.engines.config import Thinking
 from lgt.engines.engine import Engine
+from lgt.engines.settings import Thinking
 from lgt.engines.thinking import Chain
 
 ASK = [{"role": "user", "content": "Is a red circle left of a blue square at x=10 vs x=80? Options: (A) yes (B) no"}]

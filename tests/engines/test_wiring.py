@@ -94,7 +94,7 @@ def test_sglang_says_what_is_missing():
 
 
 def test_sglang_reports_each_call_as_it_finishes():
-    """SGLang cannot be installed here (see README, vLLM and SGLang on CPU), so its offline backend's driving is
+    """SGLang cannot be installed here (docs/gpu.md), so its offline backend's driving is
     checked against a stand-in engine: every call in flight at once, each reported the moment it finishes (what
     the call cache needs to keep finished samples through a kill), a failing call failing alone."""
     import asyncio

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lgt.evaluation.specs import FileSuite, SuiteColumns
+from lgt.evaluation.settings import FileSuite, SuiteColumns
 from lgt.evaluation.suites import gold_index, load_suite, split_lettered, stratified_quotas, strip_letters
 from schemas.evaluation import BENCHMARK_ARROW, BenchmarkSchema
 from tests.evaluation import suite_fixtures as fx

@@ -18,8 +18,8 @@ from lgt.images.validate import Limits, build_shard
 from lgt.questions.composed import build_questions_composed
 from lgt.questions.grounded import build_questions_grounded
 from lgt.recipe import load_recipe
-from tests.questions.checker import Checker
-from tests.questions.coco_fixture import FLAWS, GROUP_BOXED, write_coco_fixture
+from oracle.checker import Checker
+from oracle.coco_fixture import FLAWS, GROUP_BOXED, write_coco_fixture
 
 
 @pytest.fixture(scope="module")

@@ -303,10 +303,10 @@ def test_plural():
 
 def test_the_schema_allows_exactly_the_registered_families():
     from lgt.questions.compose import COMPOSITIONS
-    from schemas.questions import STAGE1_FAMILIES, STAGE2_FAMILIES
+    from schemas.questions import COMPOSITION_NAMES, FAMILY_NAMES
 
-    assert STAGE1_FAMILIES == (*FAMILIES, "llm")
-    assert STAGE2_FAMILIES == tuple(COMPOSITIONS)
+    assert FAMILY_NAMES == (*FAMILIES, "llm")
+    assert COMPOSITION_NAMES == tuple(COMPOSITIONS)
 
 
 def _shard_edit(edit) -> tuple[set[str], set[str]]:

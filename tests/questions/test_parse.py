@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from lgt.questions.parse import REJECT_REASONS, ParsedMCQ, normalize, parse_mcqs
+from lgt.language import normalize
+from lgt.questions.parse import REJECT_REASONS, ParsedMCQ, parse_mcqs
 
 COLOURS = ["red", "blue", "green", "yellow"]
 

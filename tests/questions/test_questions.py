@@ -13,7 +13,8 @@ from lgt.questions.families import Draft, Obj, Rules, View
 from lgt.questions.format import build_questions, format_question
 from lgt.questions.rewrite import leaks_answer, parse_rewrite
 from lgt.questions.rows import item_row, items_table
-from lgt.recipe import QuestionsStage, RecipeError, load_recipe
+from lgt.questions.settings import QuestionsSettings
+from lgt.recipe import RecipeError, load_recipe
 from schemas import QuestionsSchema
 
 RULES = Rules(attributes={"color": ("colour", ["red", "orange", "yellow", "green", "blue", "purple"])})
@@ -129,7 +130,7 @@ def _items(n, seed=0):
 
 def test_shuffle_is_deterministic_per_seed_and_the_gold_letter_follows_it():
     items = _items(3000)
-    stage = QuestionsStage(seed=5)
+    stage = QuestionsSettings(seed=5)
     a = [format_question(it, stage) for it in items]
     assert a == [format_question(it, stage) for it in items]
     for it, q in zip(items, a):
@@ -142,7 +143,7 @@ def test_shuffle_is_deterministic_per_seed_and_the_gold_letter_follows_it():
     assert all(880 <= formats[f] <= 1120 for f in ("(X)", "X.", "text")), formats  # a third each
     styles = Counter(q["option_style"] for q in a)
     assert all(1350 <= styles[s] <= 1650 for s in ("(A) text", "A. text")), styles
-    other = [format_question(it, QuestionsStage(seed=6)) for it in items]
+    other = [format_question(it, QuestionsSettings(seed=6)) for it in items]
     assert sum(x["options"] != y["options"] for x, y in zip(a, other)) > 2000  # the recipe seed changes the shuffle
     q = a[0]
     assert "<think>" in q["system_prompt"] and "<answer>" in q["system_prompt"]
@@ -164,7 +165,7 @@ def test_questions_dedupes_across_stages_and_passes_its_schema():
             "question": items[0]["question"].upper(),
         }
     ]
-    result = build_questions(items_table(items), items_table(stage2), QuestionsStage())
+    result = build_questions(items_table(items), items_table(stage2), QuestionsSettings())
     assert result.table.num_rows == 5 and result.rejects["duplicate"] == 1
     QuestionsSchema.validate(result.table.to_pandas(), lazy=True)
     broken = result.table.to_pylist()

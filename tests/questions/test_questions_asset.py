@@ -31,7 +31,7 @@ def recipe_file(tmp_path, checkpoint):
         %s
             llm: {enabled: true, share: 0.48, questions_per_image: 2, sampling: {max_new_tokens: 48}}
           questions_composed:
-            kinds: {chain: {max_per_image: 1}, combine: {max_per_image: 1}}
+            compositions: {chain: {max_per_image: 1}, combine: {max_per_image: 1}}
             rewrite: {enabled: true, sampling: {temperature: 0, max_new_tokens: 32}}
           questions: {preview_questions: 3}
         """)

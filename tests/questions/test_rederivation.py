@@ -1,6 +1,6 @@
 """Independent re-derivation of every stage-1 and stage-2 gold answer over 1,000 synthetic scenes.
 
-`tests/questions/checker.py` recomputes each answer from the image's objects,
+`oracle/checker.py` recomputes each answer from the image's objects,
 written from the family definitions, not from the code that made the
 questions; the two must agree on every row.
 """
@@ -21,9 +21,9 @@ from lgt.images.validate import Limits, build_shard
 from lgt.questions.composed import build_questions_composed
 from lgt.questions.grounded import build_questions_grounded
 from lgt.recipe import load_recipe
-from tests.questions.checker import Checker
+from oracle.checker import Checker
 
-STAGE1_FAMILIES = (
+FAMILY_NAMES = (
     "counting",
     "existence",
     "attribute",
@@ -132,7 +132,7 @@ def test_every_gold_answer_rederived(corpus):
     print("stage 2:", dict(kinds.most_common()))
     assert all(r["stage"] == 1 and r["origin"] == "template" for r in grounded)
     assert all(r["stage"] == 2 for r in composed)
-    for f in STAGE1_FAMILIES:
+    for f in FAMILY_NAMES:
         assert families[f] >= MIN_PER_FAMILY, f"stage-1 family {f} appears only {families[f]} times"
     for k in STAGE2_KINDS:
         assert kinds[k] >= MIN_PER_FAMILY, f"stage-2 kind {k} appears only {kinds[k]} times"
@@ -184,7 +184,7 @@ def test_checker_flags_corrupted_rows(corpus):
         r["hops"] += 1
         return r
 
-    by_family = {f: _first(grounded, lambda r, f=f: r["family"] == f) for f in STAGE1_FAMILIES}
+    by_family = {f: _first(grounded, lambda r, f=f: r["family"] == f) for f in FAMILY_NAMES}
     by_kind = {k: _first(composed, lambda r, k=k: _kind(r) == k) for k in STAGE2_KINDS}
     rel = by_family["relative_position"]
     flipped_relation = {"left": "right", "right": "left", "above": "below", "below": "above"}

@@ -12,8 +12,9 @@ from lgt.images.validate import build_shard
 from lgt.prompts import load_prompt
 from lgt.questions.grounded import build_questions_grounded
 from lgt.questions.rewrite import REWRITE_PROMPT
+from lgt.questions.settings import FamilySettings, LLMRewrite
 from lgt.questions.verify import solve_request, verifier_view
-from lgt.recipe import FamilySpec, LLMRewrite, load_recipe
+from lgt.recipe import load_recipe
 from schemas.vocab import LETTERS
 from tests.fixtures import share_for
 from tests.traces.test_traces import Recorded
@@ -28,7 +29,7 @@ def four_attribute_questions():
     s1 = s1.model_copy(
         update={
             "llm": s1.llm.model_copy(update={"enabled": False}),
-            "families": {"attribute": FamilySpec(max_per_image=4)},
+            "families": {"attribute": FamilySettings(max_per_image=4)},
             "compose_support": False,
         }
     )

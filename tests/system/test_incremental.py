@@ -322,7 +322,7 @@ def source_recipe(tmp_path: Path, source: Path, checkpoint: Path) -> Path:
             attributes: {{color: {{noun: colour, values: [{", ".join(COLORS)}]}}}}
             families: {{attribute: {{max_per_image: 1}}}}
             compose_support: false
-          questions_composed: {{kinds: {{}}}}
+          questions_composed: {{compositions: {{}}}}
           simple_cots: {{sampling: {{n: 1, temperature: 0.7, top_p: 0.8, {BUDGET}}}}}
           long_cots: {{sampling: {{n: 1, temperature: 0.7, top_p: 0.8, {BUDGET}}}}}
           four_phase: {{enabled: false}}

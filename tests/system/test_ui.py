@@ -300,6 +300,14 @@ def test_asset_graph_shows_the_partition_materialized(ui, browser_context):
     page.close()
 
 
+FADED_IN = """() => {
+    const d = document.querySelector('[role=dialog]');
+    if (!d || document.getAnimations().some(a => a.playState === 'running')) return false;
+    for (let n = d; n; n = n.parentElement) if (parseFloat(getComputedStyle(n).opacity) < 1) return false;
+    return true;
+}"""
+
+
 def test_asset_page_shows_the_funnel_and_the_preview(ui, browser_context):
     asset = "questions_grounded"
     stored = _materialization(ui, asset)
@@ -345,5 +353,7 @@ def test_asset_page_shows_the_funnel_and_the_preview(ui, browser_context):
     assert len(widths) == len(blocks) and all(w > 0 for w in widths)  # every thumbnail decoded
     # the dialog opens scrolled to its buttons: back to the top for the screenshot
     dialog.evaluate("d => { for (let n = d; n; n = n.parentElement) n.scrollTop = 0; }")
+    # the dialog and its backdrop fade in: shoot once every transition has ended and nothing is see-through
+    page.wait_for_function(FADED_IN)
     _save(page, ui, "asset-preview.png")
     page.close()

@@ -13,13 +13,13 @@ from lgt.engines import Call, Engine, ModelRole, Request, Sample, Sampling, make
 from lgt.engines.cache import CallCache, call_key
 from lgt.engines.openai_backend import OpenAIBackend
 from lgt.images.stand_in import object_lines
-from lgt.recipe import LongCotsStage
 from lgt.traces.long_cots import build_long_cots, leak_reason, long_cot_requests
 from lgt.traces.parse import leak, leak_pattern
+from lgt.traces.settings import LongCotsSettings
 from schemas.traces import SIMPLE_COTS_ARROW, LongCotsSchema
 from tests.fixtures import question_shard
 
-STAGE = LongCotsStage()
+STAGE = LongCotsSettings()
 PATTERN = leak_pattern(STAGE.banned_words, STAGE.leak_phrases, STAGE.leak_exempt)
 ENTRIES = [*STAGE.banned_words, *STAGE.leak_phrases]
 MODEL = "reasoner-under-test"
@@ -100,12 +100,12 @@ def test_reasoner_reads_the_caption_alone_unless_the_recipe_adds_objects(shard):
     lines = object_lines(image, keys)
     assert "- 0: " in lines and "[0." in lines  # what the object list would show: ids and boxes
 
-    _, (req,) = long_cot_requests(simple_table(q), questions, images, LongCotsStage(sampling=Sampling(n=1)), keys)
+    _, (req,) = long_cot_requests(simple_table(q), questions, images, LongCotsSettings(sampling=Sampling(n=1)), keys)
     user = req.messages[0]["content"]
     assert f"Image description: {image['caption']}\n" in user
     assert lines not in user and "Objects (" not in user and "[0." not in user and "object's id" not in user
 
-    with_objects = LongCotsStage(sampling=Sampling(n=1), reasoner_reads="caption+objects")
+    with_objects = LongCotsSettings(sampling=Sampling(n=1), reasoner_reads="caption+objects")
     _, (req,) = long_cot_requests(simple_table(q), questions, images, with_objects, keys)
     user = req.messages[0]["content"]
     assert f"Image description: {image['caption']}\n" in user and lines in user and "object's id" in user
@@ -119,7 +119,7 @@ def http(bad_words: bool) -> OpenAIBackend:
 def test_stage_drops_leaks_by_reason_and_each_row_says_whether_the_ban_was_enforced(shard, tmp_path, bad_words):
     images, questions, keys = shard
     q = questions.to_pylist()[0]
-    stage = LongCotsStage(sampling=Sampling(n=len(CRAFTED), temperature=0.7, max_new_tokens=96), seed=1)
+    stage = LongCotsSettings(sampling=Sampling(n=len(CRAFTED), temperature=0.7, max_new_tokens=96), seed=1)
     jobs, requests = long_cot_requests(simple_table(q), questions, images, stage, keys)
     engine = Engine(http(bad_words), CallCache(tmp_path / "calls.sqlite"))
     for call_keys, (text, _) in zip(engine.keys(requests), CRAFTED, strict=True):

@@ -11,8 +11,7 @@ import pytest
 
 from lgt.engines import Engine, Sample, Sampling
 from lgt.engines.cache import CallCache
-from lgt.engines.config import Thinking
-from lgt.recipe import DifficultyStage, FourPhaseStage, LongCotsStage, SimpleCotsStage
+from lgt.engines.settings import Thinking
 from lgt.traces.difficulty import blind_request, build_difficulty, pass_rate_histogram
 from lgt.traces.four_phase import build_four_phase, four_phase_requests, judge_requests
 from lgt.traces.long_cots import build_long_cots, long_cot_requests, with_full_stop
@@ -25,6 +24,7 @@ from lgt.traces.parse import (
     repeated_ngram,
 )
 from lgt.traces.requests import pick_questions, question_requests
+from lgt.traces.settings import DifficultySettings, FourPhaseSettings, LongCotsSettings, SimpleCotsSettings
 from lgt.traces.simple_cots import build_simple_cots, simple_cot_requests
 from schemas.traces import SIMPLE_COTS_ARROW, DifficultySchema, FourPhaseSchema, LongCotsSchema, SimpleCotsSchema
 from tests.fixtures import question_shard, share_for
@@ -138,7 +138,7 @@ def test_a_share_keeps_about_that_share_of_many_items():
 
 def test_simple_cots_marks_against_the_gold_only_and_drops_duplicates(shard, tf_backend, tmp_path):
     images, questions, keys = shard
-    stage = SimpleCotsStage(
+    stage = SimpleCotsSettings(
         share=share_for(ids(questions), 2), sampling=Sampling(n=6, temperature=0.7, max_new_tokens=64)
     )
     sent, requests = simple_cot_requests(questions, images, stage, keys)
@@ -184,7 +184,9 @@ def _simple_table(questions, images, keys, tf_backend, tmp_path, thoughts):
     def wrong(q):
         return next(letter for letter in "ABCD" if letter != q["gold_letter"])
 
-    stage = SimpleCotsStage(share=share_for(ids(questions), len(thoughts)), sampling=Sampling(n=1, max_new_tokens=64))
+    stage = SimpleCotsSettings(
+        share=share_for(ids(questions), len(thoughts)), sampling=Sampling(n=1, max_new_tokens=64)
+    )
     sent, requests = simple_cot_requests(questions, images, stage, keys)
     rec = Recorded(tf_backend, tmp_path / "simple")
     rec.record(
@@ -202,7 +204,7 @@ def test_long_cots_prefill_keeps_casing_adds_full_stop_and_cue_then_labels_and_f
     simple = _simple_table(
         questions, images, keys, tf_backend, tmp_path, [("The RED Cube is LEFT", True), ("I think it is Blue!", False)]
     )
-    stage = LongCotsStage(sampling=Sampling(n=4, temperature=0.7, max_new_tokens=96), seed=3)
+    stage = LongCotsSettings(sampling=Sampling(n=4, temperature=0.7, max_new_tokens=96), seed=3)
     jobs, requests = long_cot_requests(simple, questions, images, stage, keys)
     assert len(requests) == 8
     for (cot, q, cue, kept, j), req in zip(jobs, requests):
@@ -254,7 +256,7 @@ def test_long_cots_prefill_keeps_casing_adds_full_stop_and_cue_then_labels_and_f
 
 def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
     images, questions, keys = shard
-    stage = FourPhaseStage(
+    stage = FourPhaseSettings(
         share=share_for(ids(questions), 1),
         min_words=20,
         ngram=5,
@@ -331,7 +333,7 @@ def test_four_phase_filters_and_judges(shard, tf_backend, tmp_path):
 def test_difficulty_pass_rates_subsets_and_histogram(shard, tf_backend, tmp_path):
     images, questions, keys = shard
     share = share_for(ids(questions), 3)
-    stage = DifficultyStage(share=share, sampling=Sampling(n=4, temperature=0.7, max_new_tokens=32))
+    stage = DifficultySettings(share=share, sampling=Sampling(n=4, temperature=0.7, max_new_tokens=32))
     by_image = {r["image_id"]: r for r in images.to_pylist()}
     sent, requests = question_requests(questions.to_pylist(), by_image, share, stage.sampling, "", keys)
     rec = Recorded(tf_backend, tmp_path)
@@ -374,9 +376,9 @@ def test_empty_inputs_give_empty_valid_tables(shard, tf_backend, tmp_path):
     images, questions, keys = shard
     rec = Recorded(tf_backend, tmp_path)
     none = questions.slice(0, 0)
-    assert build_simple_cots(none, images, SimpleCotsStage(), rec, keys).table.num_rows == 0
+    assert build_simple_cots(none, images, SimpleCotsSettings(), rec, keys).table.num_rows == 0
     empty = SIMPLE_COTS_ARROW.empty_table()
-    result = build_long_cots(empty, questions, images, LongCotsStage(), rec, keys)
+    result = build_long_cots(empty, questions, images, LongCotsSettings(), rec, keys)
     assert result.table.num_rows == 0 and rec.engine.stats.calls == 0
     LongCotsSchema.validate(result.table.to_pandas())
 
@@ -387,7 +389,7 @@ def test_empty_inputs_give_empty_valid_tables(shard, tf_backend, tmp_path):
 def test_simple_cots_under_a_budget_are_answered_marked_and_dropped_when_the_recipe_says(shard, tf_backend, tmp_path):
     images, questions, keys = shard
     budget = Sampling(n=2, temperature=0.7, thinking=Thinking(max_tokens=12, answer_max_tokens=8))
-    kept = SimpleCotsStage(share=share_for(ids(questions), 2), sampling=budget)
+    kept = SimpleCotsSettings(share=share_for(ids(questions), 2), sampling=budget)
     engine = Engine(tf_backend, CallCache(tmp_path / "calls.sqlite"))
     result = build_simple_cots(questions, images, kept, lambda role: engine, keys)
     rows = result.table.to_pylist()

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from lgt.training import launch
-from lgt.training.config import DpoCheckpointStage, SftCheckpointStage
+from lgt.training.settings import DpoCheckpointSettings, SftCheckpointSettings
 
 ZERO3 = Path(__file__).resolve().parents[2] / "recipes/accelerate/zero3.yaml"
 
 
 def test_python_command():
-    settings = SftCheckpointStage()
+    settings = SftCheckpointSettings()
     assert launch.command("/jobs/j.json", settings, python="/venv/bin/python") == [
         "/venv/bin/python",
         "-m",
@@ -28,7 +28,7 @@ def test_python_command():
 
 
 def test_accelerate_command_for_zero3():
-    settings = DpoCheckpointStage(launcher="accelerate", accelerate_config=ZERO3, num_processes=8)
+    settings = DpoCheckpointSettings(launcher="accelerate", accelerate_config=ZERO3, num_processes=8)
     expected = [
         "/venv/bin/python",
         "-m",
@@ -57,7 +57,7 @@ def test_zero3_config_is_read_by_accelerate_as_deepspeed_stage_3():
     assert ds["zero_stage"] == 3 and ds["zero3_init_flag"] is True and ds["zero3_save_16bit_model"] is True
     assert ds["offload_optimizer_device"] == ds["offload_param_device"] == "none"
 
-    settings = SftCheckpointStage(launcher="accelerate", accelerate_config=ZERO3, num_processes=4)
+    settings = SftCheckpointSettings(launcher="accelerate", accelerate_config=ZERO3, num_processes=4)
     cmd = launch.command("/jobs/j.json", settings, python=sys.executable)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     args = launch_command_parser().parse_args(cmd[3:])  # what `accelerate launch` parses from our command line

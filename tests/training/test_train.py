@@ -22,8 +22,8 @@ from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, Auto
 from lgt.datasets.exports import _trl_features
 from lgt.engines.checkpoint import REVISION_FILE, checkpoint_revision
 from lgt.training import launch
-from lgt.training.config import DpoCheckpointStage, SftCheckpointStage
 from lgt.training.job import TrainJob, dpo_phases, read_job, read_metrics, sft_phases, write_job
+from lgt.training.settings import DpoCheckpointSettings, SftCheckpointSettings
 from lgt.training.train import load_phase, sft_loss_mode
 from tests.engines.tiny_qwen2vl import build
 
@@ -156,7 +156,7 @@ def test_a_bfloat16_checkpoint_trains_in_float32_on_the_cpu_and_is_saved_in_bflo
     base = tmp_path / "bf16"
     AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.bfloat16).save_pretrained(base)
     AutoTokenizer.from_pretrained(smollm2).save_pretrained(base)
-    settings = SftCheckpointStage(
+    settings = SftCheckpointSettings(
         learning_rate=1e-4, max_steps=1, batch_size=2, gradient_accumulation=1, max_length=256
     )
     job = TrainJob("sft", base, tmp_path / "out", sft_phases(export, "mixed"), settings, "data-v1")
@@ -172,7 +172,7 @@ def test_a_bfloat16_checkpoint_trains_in_float32_on_the_cpu_and_is_saved_in_bflo
 @pytest.fixture(scope="module")
 def sft_run(smollm2, export, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sft")
-    settings = SftCheckpointStage(
+    settings = SftCheckpointSettings(
         learning_rate=1e-4, max_steps=4, batch_size=2, gradient_accumulation=1, max_length=256, lr_scheduler="constant"
     )
     job = TrainJob("sft", smollm2, tmp / "sft-model", sft_phases(export, "mixed"), settings, "data-v1")
@@ -200,7 +200,7 @@ def test_sft_lowers_the_answer_loss(smollm2, export, sft_run):
 def test_dpo_from_the_sft_model_widens_the_reward_margin(sft_run, export, tmp_path):
     sft_job, _ = sft_run
     sft_out = Path(sft_job.output_dir)
-    settings = DpoCheckpointStage(
+    settings = DpoCheckpointSettings(
         learning_rate=1e-4, max_steps=4, batch_size=2, gradient_accumulation=1, max_length=256, lr_scheduler="constant"
     )
     job = TrainJob("dpo", sft_out, tmp_path / "dpo-model", dpo_phases(export), settings, "data-v1")
@@ -274,7 +274,7 @@ def vision_checks(base: Path, out: Path) -> None:
 
 def test_vision_sft_staged_freezes_the_vision_tower(vision, tmp_path):
     base, export_dir = vision
-    settings = SftCheckpointStage(
+    settings = SftCheckpointSettings(
         learning_rate=1e-3, max_steps=1, batch_size=2, gradient_accumulation=1, max_length=512, schedule="staged"
     )
     job = TrainJob("sft", base, tmp_path / "vl-model", sft_phases(export_dir, "staged"), settings, "data-v2")
@@ -293,7 +293,7 @@ def test_vision_sft_staged_freezes_the_vision_tower(vision, tmp_path):
 
 def test_vision_sft_lora_is_merged_and_spares_the_vision_tower(vision, tmp_path):
     base, export_dir = vision
-    settings = SftCheckpointStage(
+    settings = SftCheckpointSettings(
         learning_rate=1e-3,
         max_steps=2,
         batch_size=2,
@@ -311,7 +311,7 @@ def test_vision_sft_lora_is_merged_and_spares_the_vision_tower(vision, tmp_path)
 
 
 def test_no_training_rows_fails_with_the_files_named(export, tmp_path):
-    settings = DpoCheckpointStage()
+    settings = DpoCheckpointSettings()
     empty = str(export / "trl/dpo_stage2.parquet")
     job = TrainJob("dpo", tmp_path / "no-model", tmp_path / "out", [[empty], [empty]], settings, "v")
     with pytest.raises(RuntimeError, match="no training rows in") as err:
@@ -352,7 +352,7 @@ def test_sft_loss_mode_follows_what_trl_can_mask(smollm2):
 
 
 def test_job_round_trip_and_revision(tmp_path, export):
-    settings = SftCheckpointStage(max_steps=3)
+    settings = SftCheckpointSettings(max_steps=3)
     job = TrainJob("sft", "/models/base", tmp_path / "out", sft_phases(export, "staged"), settings, "v1")
     back = read_job(write_job(job, tmp_path / "job.json"))
     assert back == job and back.revision() == job.revision()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from lgt.images.sources.base import SourceConfig, first_occurrences, require_dir, shard_range
+from lgt.images.sources.base import SourceSettings, first_occurrences, require_dir, shard_range
 from lgt.images.sources.coco import CocoSource, read_coco
 from lgt.images.sources.docci import DocciSource, read_docci
 from lgt.images.sources.parquet import ParquetColumns, ParquetSource, read_parquet
@@ -28,7 +28,7 @@ __all__ = [
     "DocciSource",
     "ParquetColumns",
     "ParquetSource",
-    "SourceConfig",
+    "SourceSettings",
     "SourceKind",
     "SyntheticScenesSource",
     "first_occurrences",
@@ -42,7 +42,7 @@ __all__ = [
 class SourceKind:
     """A kind of source: the recipe model that configures it and the reader of one shard."""
 
-    model: type[SourceConfig]
+    model: type[SourceSettings]
     read: Callable[[Any, int], Iterator[RawRecord]]
 
     @property

@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import Field
 
-from lgt.config import Strict
+from lgt.settings import Strict
 
 SOURCE_NAME = r"^[a-z][a-z0-9_-]{0,63}$"  # it becomes a partition key and a folder name
 
 
-class SourceConfig(Strict):
+class SourceSettings(Strict):
     """The fields of every recipe source; each kind adds `kind: Literal[<tag>]` and its own settings."""
 
     name: str = Field(pattern=SOURCE_NAME)

@@ -20,15 +20,16 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from lgt.config import resolve_path
-from lgt.images.sources.base import SourceConfig, first_occurrences, require_dir, shard_range
+from lgt.images.sources.base import SourceSettings, first_occurrences, require_dir, shard_range
 from lgt.images.validate import Quarantine, RawObject, RawRecord, read_image_file, safe_join
+from lgt.paths import lgt_home
+from lgt.settings import resolve_path
 
 INDEX_VERSION = 1  # bump when an index entry's layout changes: older indexes are then never read
 PARSES: Counter = Counter()  # instances path -> times parsed into entries (tests check an index spares the parse)
 
 
-class CocoSource(SourceConfig):
+class CocoSource(SourceSettings):
     kind: Literal["coco"]
     images: Path = Field(description="folder holding the image files")
     instances: Path = Field(description="COCO instances JSON")
@@ -114,8 +115,6 @@ def coco_entries(src: CocoSource) -> tuple[list[dict[str, Any]], list[Any]]:
 
 def index_root() -> Path:
     """<LGT_HOME>/cache/coco-index; a remote home indexes in the user's cache (the index is read with seeks)."""
-    from lgt.storage import lgt_home  # lgt.storage imports the recipe, which imports this module
-
     home = lgt_home().removeprefix("file://")
     if "://" in home:
         return Path.home() / ".cache" / "lgt" / "coco-index"

@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from lgt.config import resolve_path
-from lgt.images.sources.base import SourceConfig, first_occurrences, require_dir, shard_range
+from lgt.images.sources.base import SourceSettings, first_occurrences, require_dir, shard_range
 from lgt.images.validate import Quarantine, RawObject, RawRecord, read_image_file, safe_join
+from lgt.settings import resolve_path
 
 
-class DocciSource(SourceConfig):
+class DocciSource(SourceSettings):
     kind: Literal["docci"]
     descriptions: Path = Field(description="JSON lines with example_id, image_file, description")
     images: Path = Field(description="folder holding the image files")

@@ -20,9 +20,9 @@ from typing import Any, Literal
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator, model_validator
 
-from lgt.config import Strict, resolve_path
-from lgt.images.sources.base import SourceConfig, first_occurrences, require_dir, shard_range
+from lgt.images.sources.base import SourceSettings, first_occurrences, require_dir, shard_range
 from lgt.images.validate import Quarantine, RawObject, RawRecord, read_image_file, safe_join
+from lgt.settings import Strict, resolve_path
 
 
 class ParquetColumns(Strict):
@@ -33,7 +33,7 @@ class ParquetColumns(Strict):
     split: str | None = None
 
 
-class ParquetSource(SourceConfig):
+class ParquetSource(SourceSettings):
     kind: Literal["parquet"]
     path: Path = Field(description="a parquet file or a folder of them")
     columns: ParquetColumns

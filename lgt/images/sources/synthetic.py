@@ -10,11 +10,11 @@ from pydantic import Field, field_validator
 
 from lgt.images.captions import caption
 from lgt.images.scenes import generate_scene, render
-from lgt.images.sources.base import SourceConfig
+from lgt.images.sources.base import SourceSettings
 from lgt.images.validate import RawObject, RawRecord
 
 
-class SyntheticScenesSource(SourceConfig):
+class SyntheticScenesSource(SourceSettings):
     kind: Literal["synthetic_scenes"]
     exhaustive: bool = Field(True, description="the generator boxes every object it draws")
     seed: int = 0

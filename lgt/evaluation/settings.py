@@ -4,11 +4,13 @@ through a column mapping, or held-out synthetic scenes. Nothing is downloaded: e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator
 
-from lgt.config import Strict, resolve_path
+from lgt.engines.settings import Sampling
+from lgt.roles import RoleName
+from lgt.settings import Strict, resolve_path, unique_names
 
 SUITE_NAME = r"^[a-z][a-z0-9_-]{0,63}$"  # it becomes part of a partition key and a file name
 FILE_KINDS = ("cv_bench", "vstar", "mmvp", "mmstar", "mme_realworld", "mmlu_pro", "mcq")
@@ -48,3 +50,37 @@ class SyntheticSuite(Strict):
     seed: int = Field(description="the scene seed; must differ from every synthetic training source's seed")
     images: int = Field(64, ge=1, le=100_000)
     max_questions: int | None = Field(None, ge=1, description="a seeded sample, balanced over tasks; empty: all")
+
+
+Suite = Annotated[Union[SyntheticSuite, FileSuite], Field(discriminator="kind")]  # noqa: UP007
+CHECKPOINTS = ("base_model", "sft_checkpoint", "dpo_checkpoint")
+
+
+class BenchmarkSuitesSettings(Strict):
+    suites: list[Suite] = Field([], description="the benchmarks every model is scored on")
+
+    @field_validator("suites")
+    @classmethod
+    def _unique_names(cls, v: list[Any]) -> list[Any]:
+        return unique_names(v, "suite")
+
+
+class BenchmarkScoresSettings(Strict):
+    role: RoleName = Field("vlm", description="the backend settings models are served with; the model is replaced")
+    models: list[Literal["base_model", "sft_checkpoint", "dpo_checkpoint"]] = Field(
+        list(CHECKPOINTS), min_length=1, description="the models scored on every suite"
+    )
+    sampling: Sampling = Field(
+        Sampling(n=1, temperature=0.0, max_new_tokens=1024), description="greedy; LPT: up to 1024 new tokens"
+    )
+    prefill: str = Field(
+        "",
+        description="the reply starts with this text; '<think>\n</think>\n<answer>' asks for the answer without a "
+        "thought (one prefill per question instead of one per thinking phase: what the CPU demo can afford)",
+    )
+    preview: int = Field(4, ge=0, le=32, description="outputs shown per partition in the UI")
+
+
+class ReportSettings(Strict):
+    baseline: Literal["base_model", "sft_checkpoint", "dpo_checkpoint"] = "base_model"
+    confidence: float = Field(0.95, gt=0, lt=1)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lgt.config import Strict, resolve_path
+from lgt.settings import Strict, resolve_path
 
 
 class Lora(Strict):
@@ -24,7 +24,7 @@ class Lora(Strict):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
-class TrainingStage(Strict):
+class TrainingSettings(Strict):
     enabled: bool = True
     learning_rate: float = Field(gt=0)
     epochs: float = Field(3.0, gt=0)
@@ -52,13 +52,13 @@ class TrainingStage(Strict):
     _paths = field_validator("accelerate_config")(resolve_path)
 
     @model_validator(mode="after")
-    def _accelerate_needs_config(self) -> TrainingStage:
+    def _accelerate_needs_config(self) -> TrainingSettings:
         if self.launcher == "accelerate" and self.accelerate_config is None:
             raise ValueError("launcher 'accelerate' needs accelerate_config (e.g. accelerate/zero3.yaml)")
         return self
 
 
-class SftCheckpointStage(TrainingStage):
+class SftCheckpointSettings(TrainingSettings):
     learning_rate: float = Field(8e-6, gt=0)
     schedule: Literal["mixed", "staged"] = Field(
         "mixed", description="mixed: stage-1 and stage-2 rows shuffled together; staged: stage 1, then stage 2"
@@ -66,7 +66,7 @@ class SftCheckpointStage(TrainingStage):
     packing: bool = Field(False, description="pack several examples into each max_length sequence (text models)")
 
 
-class DpoCheckpointStage(TrainingStage):
+class DpoCheckpointSettings(TrainingSettings):
     learning_rate: float = Field(6e-6, gt=0)
     epochs: float = Field(1.0, gt=0)
     beta: float = Field(0.2, gt=0, description="LPT's released config: 0.2 (the paper says 1)")

@@ -1,20 +1,36 @@
 """benchmarks/stage_costs.py: the extrapolation and limits on hand-worked numbers, and the reader on a real ranged
 run through the CLI (whose events hold one partition's metadata each and the asset's `folder`)."""
 
+import os
 import re
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+import stage_costs as sc  # this folder: pytest puts it on sys.path, as running a script here does
 from dagster._core.instance.ref import InstanceRef
 from dagster._serdes import serialize_value
 
-from tests.system.cli import dagster, fresh_env
+ROOT = Path(__file__).resolve().parent.parent
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import stage_costs as sc  # noqa: E402
+
+def fresh_env(tmp_path: Path, recipe: str) -> dict[str, str]:
+    """A run of `recipe` (YAML text) in its own empty DAGSTER_HOME and LGT_HOME under tmp_path."""
+    (tmp_path / "run" / "dagster").mkdir(parents=True)
+    path = tmp_path / "run" / "recipe.yaml"
+    path.write_text(textwrap.dedent(recipe))
+    home = {"LGT_HOME": str(tmp_path / "run" / "lgt"), "DAGSTER_HOME": str(tmp_path / "run" / "dagster")}
+    return {**os.environ, "LGT_RECIPE": str(path), **home}
+
+
+def dagster(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`dagster <args>` from the project root, as a user types it."""
+    cli = str(Path(sys.executable).parent / "dagster")
+    return subprocess.run([cli, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def cost(asset, **kw):
