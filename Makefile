@@ -40,8 +40,10 @@ materialize: instance
 
 demo: materialize
 
+# two workers, a file each at a time (a module's fixtures, such as its served model, load once); TEST_WORKERS=0: serial
+TEST_WORKERS ?= 2
 test: .venv/.installed .venv-vllm/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # ruff: the formatter and the linter (pyproject.toml [tool.ruff]); CI runs the same
 lint: .venv/.installed

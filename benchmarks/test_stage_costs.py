@@ -204,10 +204,11 @@ TIMINGS = {"seconds", "rows_per_second", "questions_per_second"}  # metadata tha
 
 
 def step_seconds(log: str) -> dict[str, float]:
-    """Each step's time as the CLI printed it ("Finished execution of step "x" in 927ms" or "in 1.16s")."""
+    """Each step's time as the CLI printed it: "Finished execution of step "x" in 927ms" (or 1.16s, 1m1s, 1h1m)."""
+    unit = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
     out = {}
-    for step, n, unit in re.findall(r'Finished execution of step "(\w+)" in ([\d.]+)(ms|s)', log):
-        out[step] = float(n) / (1000 if unit == "ms" else 1)
+    for step, took in re.findall(r'Finished execution of step "(\w+)" in ([\dhms.]+?)\.?(?:\s|$)', log):
+        out[step] = sum(float(n) * unit[u] for n, u in re.findall(r"([\d.]+)(ms|h|m|s)", took))
     return out
 
 

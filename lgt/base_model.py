@@ -85,9 +85,17 @@ def unpack_gguf(gguf: Path, models_dir: Path, dtype: Dtype = "float32") -> Path:
     tokenizer.save_pretrained(tmp)
     # the revision keys the call cache: a bfloat16 model's replies are not the float32 one's
     (tmp / REVISION_FILE).write_text(f"gguf-sha256:{digest}{'' if dtype == 'float32' else ';' + dtype}\n")
+    if (dest / REVISION_FILE).is_file():  # another process unpacked it meanwhile: keep theirs, in use already
+        shutil.rmtree(tmp)
+        return dest
     if dest.exists():  # a half-built folder from a killed run: replace it
         shutil.rmtree(dest)
-    tmp.rename(dest)
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process renamed its copy into place first
+        if not (dest / REVISION_FILE).is_file():
+            raise
+        shutil.rmtree(tmp)
     return dest
 
 

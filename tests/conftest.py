@@ -8,6 +8,17 @@ import pytest
 
 from lgt.base_model import smollm2_gguf, unpack_gguf
 from lgt.engines.server import LaunchedServer
+from tests.fixtures import SMALL_KV_CACHE
+
+# vLLM's CPU KV cache for the tests' vLLM processes: their prompts are short, and two engines at 2 GiB each (a
+# module's fixture and a test's own worker) took 9.8 GB together
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def pytest_collection_modifyitems(items):
+    """The system tests first: they are the longest files, so with `-n 2 --dist loadfile` (make test) both workers
+    finish together instead of one running them alone at the end."""
+    items.sort(key=lambda item: "tests/system/" not in item.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -26,16 +37,18 @@ def tf_backend(smollm2):
 
 @pytest.fixture(scope="session")
 def served(smollm2):
-    """`transformers serve --continuous-batching` on a free loopback port; its process group is stopped after.
-
-    32 KV-cache blocks: by default it reserves 60 % of free memory for them (13.8 GB seen here, OOM-killed beside
-    a second server); 32 hold the tests' short batches in about 2 GB."""
+    """`transformers serve --continuous-batching` on a free loopback port, with a small KV cache; its process group
+    is stopped after."""
     server = LaunchedServer(
         "transformers",
         str(smollm2),
-        extra_args=["--device", "cpu", "--cb-num-blocks", "32"],
+        extra_args=["--device", "cpu", *SMALL_KV_CACHE],
         startup_timeout_s=180,
         env={"HF_HUB_OFFLINE": "1"},
     )
-    with server:
+    server.start()
+    try:
         yield {"base_url": server.base_url, "model": str(smollm2), "port": server.port}
+    finally:
+        # a short grace: a server still holding a killed client's keep-alive connection waits out the whole default
+        server.stop(grace_s=5)

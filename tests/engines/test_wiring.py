@@ -16,6 +16,7 @@ from lgt.engines.server import LaunchedServer, server_command, server_flags
 from lgt.recipe import load_recipe
 from lgt_assets import build_definitions
 from resources import Engines, engine_metadata
+from tests.fixtures import SMALL_KV_CACHE
 
 
 def recipe(tmp_path, checkpoint):
@@ -70,7 +71,11 @@ def test_base_model_asset_and_an_llm_stage_through_the_engines_resource(smollm2,
 
 def test_launched_server_answers_then_its_process_group_is_gone(smollm2):
     server = LaunchedServer(
-        "transformers", str(smollm2), extra_args=["--device", "cpu"], startup_timeout_s=180, env={"HF_HUB_OFFLINE": "1"}
+        "transformers",
+        str(smollm2),
+        extra_args=["--device", "cpu", *SMALL_KV_CACHE],
+        startup_timeout_s=180,
+        env={"HF_HUB_OFFLINE": "1"},
     )
     with server:
         backend = make_backend(ModelRole(backend="openai", model=str(smollm2), base_url=server.base_url), str(smollm2))

@@ -67,8 +67,10 @@ def corpus():
     families = {f: spec.model_copy(update={"max_per_image": quota.get(f, 6)}) for f, spec in s1.families.items()}
     stage1 = s1.model_copy(update={"llm": s1.llm.model_copy(update={"enabled": False}), "families": families})
     s2 = recipe.stages.questions_composed
-    kinds = {k: spec.model_copy(update={"max_per_image": 4}) for k, spec in s2.kinds.items()}
-    stage2 = s2.model_copy(update={"rewrite": s2.rewrite.model_copy(update={"enabled": False}), "kinds": kinds})
+    compositions = {k: spec.model_copy(update={"max_per_image": 4}) for k, spec in s2.compositions.items()}
+    stage2 = s2.model_copy(
+        update={"rewrite": s2.rewrite.model_copy(update={"enabled": False}), "compositions": compositions}
+    )
     images, grounded, composed, areas = {}, [], [], {}
     for shard, params in enumerate(SHARDS):
         src = recipe.sources[0].model_copy(

@@ -40,8 +40,12 @@ def small_served(smollm2):
     server = LaunchedServer(
         "transformers", str(smollm2), extra_args=args, startup_timeout_s=180, env={"HF_HUB_OFFLINE": "1"}
     )
-    with server:
+    server.start()
+    try:
         yield {"model": str(smollm2), "port": server.port}
+    finally:
+        # a short grace: a server still holding a killed client's keep-alive connection waits out the whole default
+        server.stop(grace_s=5)
 
 
 class CountingProxy(FaultyProxy):
